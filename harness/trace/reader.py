@@ -1,0 +1,212 @@
+"""The strict, streaming trace reader.
+
+It reads one line at a time (a trace can hold millions of events), checks the
+framing (``seq`` strictly increasing, ``t`` finite and never decreasing, ``ev``
+a string) and the JSON type of every field it knows, turns statuses into
+canonical names, and raises :class:`~harness.errors.TraceFormatError` naming
+the file, the line, the field, what was expected and what was found. It never
+guesses: a line it cannot read exactly is an error, not a skipped line.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from harness.errors import TraceFormatError, describe
+from harness.trace.events import FORMAT_VERSION, SCHEMA, TYPE_NAMES, Event
+from harness.trace.status import canonical
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+    _JSON_ERRORS: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    import json
+
+    _loads = json.loads
+    _JSON_ERRORS = (ValueError,)
+
+_NUMBER_TYPES = (int, float)
+_SCHEMA_ITEMS = {kind: fields for kind, fields in SCHEMA.items()}
+
+
+class TraceReader:
+    """Iterate over the events of one trace file, validating as it goes.
+
+    ``header`` holds the header object once the first line has been read (or
+    None when the trace has none); ``events`` counts the events yielded so far.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.header: dict[str, Any] | None = None
+        self.events = 0
+
+    def _error(self, line: int | None, key: str | None = None, **kw: Any) -> TraceFormatError:
+        return TraceFormatError(self.path, line=line, key=key, **kw)
+
+    def _open(self) -> IO[bytes]:
+        if self.path == "-":
+            return sys.stdin.buffer
+        p = Path(self.path)
+        try:
+            if p.is_dir():
+                raise self._error(None, expected="a trace file", found="a directory")
+            return p.open("rb")
+        except FileNotFoundError:
+            raise self._error(None, message="no such file") from None
+        except PermissionError:
+            raise self._error(None, message="permission denied") from None
+        except OSError as exc:
+            raise self._error(None, message=f"cannot open ({exc.strerror or exc})") from None
+
+    def __iter__(self) -> Iterator[Event]:
+        stream = self._open()
+        try:
+            yield from self._read(stream)
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+
+    def _read(self, stream: IO[bytes]) -> Iterator[Event]:
+        loads = _loads
+        schema_of = _SCHEMA_ITEMS.get
+        last_seq: int | None = None
+        last_t: float | None = None
+        seen_any = False
+        lineno = 0
+        try:
+            for raw in stream:
+                lineno += 1
+                if raw.isspace() or not raw:
+                    continue
+                try:
+                    obj = loads(raw)
+                except _JSON_ERRORS:
+                    raise self._bad_json(raw, lineno) from None
+                if type(obj) is not dict:
+                    raise self._error(
+                        lineno, expected="a JSON object", found=_json_kind(obj)
+                    )
+                ev = obj.get("ev")
+                if ev == "trace" and not seen_any:
+                    seen_any = True
+                    self._check_header(obj, lineno)
+                    self.header = obj
+                    if "seq" in obj:
+                        last_seq = obj["seq"]
+                    if "t" in obj:
+                        last_t = obj["t"]
+                    continue
+                seen_any = True
+                # framing
+                seq = obj.get("seq")
+                if type(seq) is not int:
+                    raise self._missing_or_bad(obj, "seq", "an integer", lineno)
+                t = obj.get("t")
+                if type(t) not in _NUMBER_TYPES or not math.isfinite(t):
+                    raise self._missing_or_bad(obj, "t", "a finite number", lineno)
+                if type(ev) is not str:
+                    raise self._missing_or_bad(obj, "ev", "an event kind (string)", lineno)
+                if last_seq is not None and seq <= last_seq:
+                    raise self._error(
+                        lineno, "seq",
+                        expected=f"a seq greater than {last_seq}", found=str(seq),
+                    )
+                if last_t is not None and t < last_t:
+                    raise self._error(
+                        lineno, "t", expected=f"t not below {last_t}", found=repr(t)
+                    )
+                last_seq = seq
+                last_t = t
+                if ev == "trace":
+                    raise self._error(
+                        lineno, "ev", message="a trace header may only be the first line"
+                    )
+                fields = schema_of(ev)
+                if fields is not None:
+                    for key, value in obj.items():
+                        allowed = fields.get(key)
+                        if allowed is not None and type(value) not in allowed:
+                            raise self._error(
+                                lineno, key,
+                                expected=f"{TYPE_NAMES.get(allowed, 'a status')} in {ev!r}",
+                                found=describe(value),
+                            )
+                    status = obj.get("status")
+                    if status is not None:
+                        name = canonical(status)
+                        if name is None:
+                            raise self._error(
+                                lineno, "status",
+                                expected="a known status name or a 32-bit value (int or '0x...')",
+                                found=describe(status),
+                            )
+                        obj["status"] = name
+                self.events += 1
+                yield obj
+        except OSError as exc:
+            raise self._error(lineno + 1, message=f"read error ({exc.strerror or exc})") from None
+        if not seen_any:
+            raise self._error(None, expected="at least one JSON line", found="an empty trace")
+
+    def _check_header(self, obj: dict[str, Any], lineno: int) -> None:
+        fmt = obj.get("format")
+        if type(fmt) is not int:
+            raise self._missing_or_bad(obj, "format", "format version 1", lineno)
+        if fmt != FORMAT_VERSION:
+            raise self._error(
+                lineno, "format", expected=f"format version {FORMAT_VERSION}", found=str(fmt)
+            )
+        if "seq" in obj and type(obj["seq"]) is not int:
+            raise self._error(lineno, "seq", expected="an integer", found=describe(obj["seq"]))
+        t = obj.get("t")
+        if "t" in obj and (type(t) not in _NUMBER_TYPES or not math.isfinite(t)):
+            raise self._error(lineno, "t", expected="a finite number", found=describe(t))
+
+    def _missing_or_bad(
+        self, obj: dict[str, Any], key: str, expected: str, lineno: int
+    ) -> TraceFormatError:
+        if key not in obj:
+            return self._error(lineno, key, expected=expected, found="nothing (field missing)")
+        return self._error(lineno, key, expected=expected, found=describe(obj[key]))
+
+    def _bad_json(self, raw: bytes, lineno: int) -> TraceFormatError:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return self._error(
+                lineno, expected="UTF-8 text",
+                found=f"byte 0x{raw[exc.start]:02X} at column {exc.start + 1}",
+            )
+        try:
+            import json
+
+            json.loads(text)
+        except json.JSONDecodeError as exc:
+            return self._error(
+                lineno, expected="one JSON object per line",
+                found=f"{exc.msg.lower()} at column {exc.colno}",
+            )
+        except ValueError:
+            pass
+        return self._error(
+            lineno, expected="JSON within the format's limits (64-bit integers, no NaN)",
+            found="a value outside them",
+        )
+
+
+def _json_kind(obj: object) -> str:
+    if isinstance(obj, list):
+        return "a JSON array"
+    return describe(obj)
+
+
+def read_trace(path: str | Path) -> Iterator[Event]:
+    """Yield the validated events of the trace at ``path`` (header excluded)."""
+    return iter(TraceReader(path))
