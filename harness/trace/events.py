@@ -22,7 +22,7 @@ STR: Final = frozenset({str})
 BOOL: Final = frozenset({bool})
 HANDLE: Final = frozenset({int, str})
 STATUS: Final = frozenset({int, str})
-ACTION_OR_NULL: Final = frozenset({str, type(None)})
+ACTION_OR_NULL: Final[frozenset[type]] = frozenset({str, type(None)})
 
 TYPE_NAMES: Final = {
     INT: "an integer",

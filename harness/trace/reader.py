@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,6 +20,7 @@ from harness.errors import TraceFormatError, describe
 from harness.trace.events import FORMAT_VERSION, SCHEMA, TYPE_NAMES, Event
 from harness.trace.status import canonical
 
+_loads: Callable[[bytes], Any]
 try:
     import orjson
 
@@ -108,7 +109,7 @@ class TraceReader:
                 seq = obj.get("seq")
                 if type(seq) is not int:
                     raise self._missing_or_bad(obj, "seq", "an integer", lineno)
-                t = obj.get("t")
+                t: Any = obj.get("t")
                 if type(t) not in _NUMBER_TYPES or not math.isfinite(t):
                     raise self._missing_or_bad(obj, "t", "a finite number", lineno)
                 if type(ev) is not str:
@@ -165,7 +166,7 @@ class TraceReader:
             )
         if "seq" in obj and type(obj["seq"]) is not int:
             raise self._error(lineno, "seq", expected="an integer", found=describe(obj["seq"]))
-        t = obj.get("t")
+        t: Any = obj.get("t")
         if "t" in obj and (type(t) not in _NUMBER_TYPES or not math.isfinite(t)):
             raise self._error(lineno, "t", expected="a finite number", found=describe(t))
 
