@@ -1,16 +1,299 @@
 """The pytest plugin of callout-harness (entry point ``pytest11``).
 
-It stays cheap to import: everything heavy is imported inside the hooks and
-fixtures that need it.
+Thin by design: options, collection of scenario files, fixtures and report
+hooks. The logic lives in :mod:`harness.session` and below. Heavy clients
+(libvirt, pywinrm, paramiko) are imported only by the VM target, when a
+test asks for one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+from harness.errors import HarnessError, UsageError
+
+_SESSION_KEY = pytest.StashKey["Any"]()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise pytest.UsageError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _callout_spec(text: str) -> str:
+    if text == "reference" or text.startswith(("mutant:", "module:")):
+        return text
+    raise pytest.UsageError(
+        f"--callout takes reference, mutant:NAME or module:pkg.mod:Class, got {text!r}"
+    )
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("callout-harness", "WFP callout driver scenarios")
+    group.addoption("--vm", dest="harness_vm", metavar="NAME", default=None,
+                    help="target: 'sim' (the embedded engine model, default) or a VM profile "
+                         "name from fixtures/ (win11, linux-tcg, ...)")
+    group.addoption("--callout", dest="harness_callout", metavar="SPEC", default=None,
+                    type=_callout_spec,
+                    help="callout on --vm sim: reference (default), mutant:NAME, "
+                         "module:pkg.mod:Class")
+    group.addoption("--seed", dest="harness_seed", metavar="N", default=None, type=_positive_int,
+                    help="seed for every scenario (default: each scenario's own seed)")
+    group.addoption("--harness-out", dest="harness_out", metavar="DIR", default=None,
+                    help="directory for traces and the HTML report (default harness-out)")
+    group.addoption("--engine-fault", dest="harness_faults", metavar="NAME", action="append",
+                    default=[], help="break one engine guarantee on --vm sim (see "
+                    "'callout-harness faults'); repeatable")
+    group.addoption("--explore", dest="harness_explore", metavar="N", default=0,
+                    type=_positive_int,
+                    help="try N seeded interleavings of each scenario's concurrent steps")
+    group.addoption("--vm-pool", dest="harness_pool", metavar="FILE", default=None,
+                    help="pool file of VM slots; each xdist worker leases one")
+    group.addoption("--driver", dest="harness_driver", metavar="MANIFEST", default=None,
+                    help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
+    parser.addini("harness_vm", "default --vm target", default="sim")
+    parser.addini("harness_out", "default --harness-out directory", default="harness-out")
+    parser.addini("harness_scenario_dirs", "directories whose *.toml files are scenarios",
+                  type="linelist", default=["scenarios"])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "harness_target(*names): the test needs one of these targets (e.g. sim, win11)",
+        "harness_target(*names): run the test only on these targets (e.g. 'sim', 'win11'); "
+        "elsewhere it is skipped with the reason",
     )
+    config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
+
+
+def _options(config: pytest.Config) -> Any:
+    from harness.session import SessionOptions
+
+    out = config.getoption("harness_out") or config.getini("harness_out")
+    out_dir = Path(out)
+    if not out_dir.is_absolute():
+        out_dir = Path(config.rootpath) / out_dir
+    vm = config.getoption("harness_vm") or config.getini("harness_vm")
+    pool = config.getoption("harness_pool")
+    driver = config.getoption("harness_driver")
+    return SessionOptions(
+        vm=vm,
+        callout=config.getoption("harness_callout") or "reference",
+        seed=config.getoption("harness_seed"),
+        out_dir=out_dir,
+        faults=tuple(config.getoption("harness_faults")),
+        pool=Path(pool) if pool else None,
+        driver=Path(driver) if driver else None,
+        explore=config.getoption("harness_explore"),
+        search_dirs=(Path(config.rootpath) / "fixtures",),
+    )
+
+
+def harness_session(config: pytest.Config) -> Any:
+    """The run's :class:`~harness.session.HarnessSession`, made on first use."""
+    from harness.session import HarnessSession
+
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is None:
+        options = _options(config)
+        if options.vm != "sim" and options.faults:
+            raise pytest.UsageError("--engine-fault applies to --vm sim only")
+        session = HarnessSession(options)
+        config.stash[_SESSION_KEY] = session
+    return session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+# -- collection --------------------------------------------------------------
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix != ".toml":
+        return None
+    dirs = parent.config.getini("harness_scenario_dirs")
+    if file_path.parent.name in dirs or any(
+        str(file_path.parent).endswith(str(Path(d))) for d in dirs
+    ):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.errors import ScenarioError
+        from harness.scenario.loader import load_scenario
+
+        try:
+            scenario = load_scenario(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        target = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        yield ScenarioItem.from_parent(self, name=f"{scenario.name}[{target}]",
+                                       scenario=scenario)
+
+    class CollectError(Exception):
+        pass
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, self.CollectError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.add_marker(pytest.mark.harness_scenario)
+
+    def runtest(self) -> None:
+        from harness.scenario.failure import describe_failure, properties
+
+        session = harness_session(self.config)
+        try:
+            if session.options.explore:
+                from harness.scenario.explore import explore
+
+                found = explore(session, self.scenario, session.options.explore)
+                result = found.result
+                extra = found.describe()
+            else:
+                result = session.run(self.scenario)
+                extra = ""
+        except HarnessError as exc:
+            raise ScenarioFailed(f"{type(exc).__name__}: {exc}") from None
+        for key, value in properties(result):
+            self.user_properties.append((key, value))
+        if result.failures:
+            raise ScenarioFailed(describe_failure(result, replay=self._replay(result)) + extra)
+
+    def _replay(self, result: Any) -> str:
+        vm = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        callout = self.config.getoption("harness_callout")
+        parts = ["pytest", str(self.path.relative_to(self.config.rootpath))
+                 if self.path.is_relative_to(self.config.rootpath) else str(self.path)]
+        parts += ["--vm", vm, "--seed", str(result.run.seed)]
+        if callout:
+            parts += ["--callout", callout]
+        return " ".join(parts)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return excinfo.value.text
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"scenario {self.scenario.name}"
+
+
+# -- fixtures ----------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Any:
+    """The :class:`~harness.targets.base.Target` this run uses (``--vm``)."""
+    return harness_session(request.config).target
+
+
+class TraceHandle:
+    """The trace of the last scenario ``run_scenario`` ran in this test."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        from harness.trace.reader import TraceReader
+
+        if self.path is None:
+            raise UsageError("no scenario has run in this test yet: call run_scenario first")
+        return list(TraceReader(self.path))
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["ev"] == kind]
+
+
+@pytest.fixture
+def trace() -> TraceHandle:
+    """The trace of the most recent ``run_scenario`` call in this test."""
+    return TraceHandle()
+
+
+@pytest.fixture
+def run_scenario(request: pytest.FixtureRequest, trace: TraceHandle) -> Callable[..., Any]:
+    """Run a scenario (a name from the catalog, a path, or a Scenario) on ``--vm``.
+
+    Returns the :class:`~harness.scenario.evaluate.ScenarioResult`; the trace is
+    written under ``--harness-out`` and also reachable through ``trace``.
+    """
+    from harness.scenario.lookup import resolve_scenario
+
+    session = harness_session(request.config)
+
+    def run(scenario: Any, *, seed: int | None = None) -> Any:
+        sc = resolve_scenario(scenario, Path(request.config.rootpath))
+        result = session.run(sc, seed=seed)
+        trace.path = result.run.trace_path
+        return result
+
+    return run
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("harness_target")
+    if marker is None:
+        return
+    current = item.config.getoption("harness_vm") or item.config.getini("harness_vm")
+    if current not in marker.args:
+        pytest.skip(f"needs target {' or '.join(marker.args)}; this run uses --vm {current}")
+
+
+# -- reporting ---------------------------------------------------------------
+
+class _ReportCollector:
+    """Gathers scenario results from reports; on the xdist controller too,
+    so the HTML report covers every worker's items."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.entries: list[tuple[str, str, str]] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        props = dict(report.user_properties)
+        result_file = props.get("harness_result")
+        if result_file:
+            self.entries.append((report.nodeid, report.outcome, str(result_file)))
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput") or not self.entries:
+            return
+        from harness.scenario.failure import write_run_report
+
+        out = _options(self.config).out_dir
+        vm = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        path = write_run_report(out, self.entries, vm=vm)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"callout-harness report: {path}")

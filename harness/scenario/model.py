@@ -39,7 +39,7 @@ class Step:
     params: Mapping[str, object]
     delay_ms: float = 0.0
     concurrent: str | None = None
-    line: int | None = None
+    line: int | None = field(default=None, compare=False)
 
     @property
     def name(self) -> str:

@@ -132,3 +132,13 @@ def test_duplicate_scenario_names_in_a_catalog(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ScenarioError, match=r"nope\.toml: file not found"):
         load_scenario("nope.toml")
+
+
+def test_written_scenario_loads_back_equal(tmp_path: Path) -> None:
+    from harness.scenario.writer import dump_scenario
+
+    original = load_scenario(_write(tmp_path, GOOD))
+    again = load_scenario(_write(tmp_path, dump_scenario(original), "again.toml"))
+    assert again.steps == original.steps
+    assert again.expect == original.expect
+    assert again.callout == original.callout

@@ -1,0 +1,102 @@
+"""A run of scenarios on one target: the logic behind the pytest plugin and ``run``.
+
+The plugin and the CLI stay thin; both call :class:`HarnessSession`, which
+owns the target, runs and judges scenarios, keeps traces in the output
+directory, and renders the HTML report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.report.html import ReportItem, write_html
+from harness.scenario.evaluate import ScenarioResult, evaluate
+from harness.scenario.model import Scenario
+from harness.targets.base import Target, trace_name
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    vm: str = "sim"
+    callout: str = "reference"
+    seed: int | None = None
+    out_dir: Path = Path("harness-out")
+    faults: tuple[str, ...] = ()
+    pool: Path | None = None
+    driver: Path | None = None
+    explore: int = 0
+    retries: int = 0
+    search_dirs: tuple[Path, ...] = ()
+
+
+def make_target(options: SessionOptions) -> Target:
+    """The target an option set names: ``sim`` or a VM profile name."""
+    if options.vm == "sim":
+        from harness.targets.sim import SimTarget
+
+        return SimTarget(callout=options.callout, faults=options.faults)
+    if options.callout != "reference":
+        raise UsageError("--callout applies to --vm sim only (a VM runs the real driver)")
+    from harness.targets.vm import VmTarget
+
+    return VmTarget.from_options(options)
+
+
+@dataclass
+class HarnessSession:
+    options: SessionOptions
+    _target: Target | None = None
+    results: list[ScenarioResult] = field(default_factory=list)
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            self._target = make_target(self.options)
+        return self._target
+
+    @property
+    def target_name(self) -> str:
+        return self.options.vm
+
+    def seed_for(self, scenario: Scenario) -> int:
+        return scenario.seed if self.options.seed is None else self.options.seed
+
+    def run(self, scenario: Scenario, seed: int | None = None, attempt: int = 0) -> ScenarioResult:
+        seed = self.seed_for(scenario) if seed is None else seed
+        out = self.options.out_dir / "traces"
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        run = self.target.run(scenario, seed=seed, out_dir=out)
+        expected = out / trace_name(scenario, self.target_name, seed, attempt)
+        if attempt and run.trace_path != expected and run.trace_path.exists():
+            run.trace_path = run.trace_path.replace(expected)
+        result = evaluate(scenario, run)
+        result.run.meta.setdefault("duration_s", time.perf_counter() - started)
+        self.results.append(result)
+        return result
+
+    def close(self) -> None:
+        if self._target is not None:
+            self._target.close()
+            self._target = None
+
+
+def report_item(result: ScenarioResult, outcome: str | None = None) -> ReportItem:
+    return ReportItem(
+        name=result.scenario.name,
+        target=result.run.target,
+        outcome=outcome or result.outcome,
+        violations=[v.as_json() for v in result.check.violations],
+        seed=result.run.seed,
+        duration_s=float(result.run.meta.get("duration_s", 0.0)),
+        trace_path=str(result.run.trace_path),
+        message="; ".join(result.failures),
+        expected_rules=sorted(result.scenario.expect.violations),
+    )
+
+
+def write_report(path: Path, items: list[ReportItem], **meta: object) -> Path:
+    return write_html(path, items, **meta)

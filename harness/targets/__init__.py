@@ -1,0 +1,1 @@
+"""Where a scenario runs: ``sim`` (the embedded engine model) or a VM profile."""

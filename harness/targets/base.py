@@ -1,0 +1,57 @@
+"""What every target is and returns.
+
+A target runs a scenario and hands back the trace it collected and what the
+scenario's steps observed (a connection allowed or blocked, a BFE call's
+status). Judging the run (:mod:`harness.scenario.evaluate`) is the same for
+every target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.scenario.model import Scenario
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step observed: ``outcome`` for connections, ``status`` for BFE calls."""
+
+    step: str
+    outcome: str | None = None
+    status: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class RunOutput:
+    """A scenario's run on a target, before it is judged."""
+
+    target: str
+    seed: int
+    trace_path: Path
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Target(Protocol):
+    """A place scenarios run. ``name`` appears in test ids and reports."""
+
+    name: str
+
+    def run(self, scenario: Scenario, *, seed: int, out_dir: Path) -> RunOutput:
+        """Run ``scenario`` once, writing its trace under ``out_dir``."""
+        ...
+
+    def close(self) -> None:
+        """Release what the target holds (VM slots, connections)."""
+        ...
+
+
+def trace_name(scenario: Scenario, target: str, seed: int, attempt: int = 0) -> str:
+    """The file name of a scenario's trace: stable, and safe on every OS."""
+    suffix = f"-try{attempt}" if attempt else ""
+    safe_target = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+    return f"{scenario.name}.{safe_target}.seed{seed}{suffix}.jsonl"
