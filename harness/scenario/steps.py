@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-CONNECTION_KINDS: Final = ("tcp_connect", "tcp_accept", "udp_send")
-ENDPOINT_KINDS: Final = (*CONNECTION_KINDS, "tcp_listen")
+CONNECTION_KINDS: Final = ("tcp_connect", "tcp_accept", "udp_send", "tcp_listen")
+ENDPOINT_KINDS: Final = CONNECTION_KINDS
 BFE_STATUS_KINDS: Final = (
     "session_open", "txn_begin", "txn_commit", "txn_abort", "add_filter", "delete_filter",
     "object_add", "object_delete", "callout_unregister", "callout_register",

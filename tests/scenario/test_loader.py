@@ -92,7 +92,7 @@ MISTAKES = [
     ("expectation naming no step", GOOD.replace("c2 = \"blocked\"", "c7 = \"blocked\""),
      "expect.outcomes.c7: expected the id of a step, found 'c7', which names no step"),
     ("outcome on a non-connection step", GOOD.replace('c2 = "blocked"', 's1 = "blocked"'),
-     "expect.outcomes.s1: expected a tcp_connect or tcp_accept or udp_send step, found a session_open step"),
+     "expect.outcomes.s1: expected a tcp_connect or tcp_accept or udp_send or tcp_listen step, found a session_open step"),
     ("bad outcome value", GOOD.replace('c2 = "blocked"', 'c2 = "dropped"'),
      "expect.outcomes.c2: expected 'allowed' or 'blocked', found string 'dropped'"),
     ("unknown count", GOOD.replace("closures = 2", "closings = 2"),
