@@ -18,6 +18,10 @@ from harness.errors import HarnessError, UsageError
 
 _SESSION_KEY = pytest.StashKey["Any"]()
 
+# Nightly CI and certification (--certify, --errata, --harness-retries) live in
+# their own plugin module, loaded with this one.
+pytest_plugins = ["harness.plugin_ci"]
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -71,6 +75,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "harness_target(*names): run the test only on these targets (e.g. 'sim', 'win11'); "
         "elsewhere it is skipped with the reason",
+    )
+    config.addinivalue_line(
+        "markers", "harness_scenario: a scenario file item (select them with -m harness_scenario)"
     )
     config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
 
@@ -177,7 +184,12 @@ class ScenarioItem(pytest.Item):
                 result = found.result
                 extra = found.describe()
             else:
-                result = session.run(self.scenario)
+                # --harness-retries: a failed scenario may run again (harness.plugin_ci).
+                from harness.plugin_ci import run_with_retries
+
+                retries = self.config.getoption("harness_retries", 0) or 0
+                result, attempts = run_with_retries(session, self.scenario, retries)
+                self.user_properties.append(("attempts", attempts))
                 extra = ""
         except HarnessError as exc:
             raise ScenarioFailed(f"{type(exc).__name__}: {exc}") from None
@@ -283,7 +295,9 @@ class _ReportCollector:
         props = dict(report.user_properties)
         result_file = props.get("harness_result")
         if result_file:
-            self.entries.append((report.nodeid, report.outcome, str(result_file)))
+            # known / flaky (harness.plugin_ci) are outcomes pytest itself does not have
+            outcome = str(props.get("harness_outcome") or report.outcome)
+            self.entries.append((report.nodeid, outcome, str(result_file)))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -34,8 +34,8 @@ class ScenarioResult:
 
     @property
     def unexpected(self) -> list[str]:
-        """Rule IDs that broke (error severity) but were not expected to."""
-        return sorted({v.rule for v in self.check.errors} - self.scenario.expect.violations)
+        """Rule IDs that broke but were not expected to."""
+        return sorted({v.rule for v in self.check.violations} - self.scenario.expect.violations)
 
 
 def count_events(events: Iterable[Event]) -> dict[str, int]:
@@ -83,9 +83,12 @@ def evaluate(scenario: Scenario, run: RunOutput) -> ScenarioResult:
     counts = count_events(TraceReader(run.trace_path))
     failures: list[str] = []
     fired = {v.rule for v in check.violations}
-    for rule in sorted({v.rule for v in check.errors} - expect.violations):
-        first = next(v for v in check.errors if v.rule == rule)
-        failures.append(f"{rule} broken: {first.message} (events {list(first.events)})")
+    # A scenario states every violation it expects, warnings included: an
+    # unexpected warning fails it too (``check`` alone lets warnings pass).
+    for rule in sorted(fired - expect.violations):
+        first = next(v for v in check.violations if v.rule == rule)
+        kind = "warned" if first.severity == "warning" else "broken"
+        failures.append(f"{rule} {kind}: {first.message} (events {list(first.events)})")
     for rule in sorted(expect.violations - fired):
         failures.append(f"{rule} expected to be broken, but was not")
     for rule in sorted(expect.applicable & set(check.not_applicable)):

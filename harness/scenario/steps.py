@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-CONNECTION_KINDS: Final = ("tcp_connect", "tcp_accept", "udp_send", "tcp_listen")
-ENDPOINT_KINDS: Final = CONNECTION_KINDS
+CONNECTION_KINDS: Final = ("tcp_connect", "tcp_accept", "udp_send", "tcp_listen", "udp_receive")
+ENDPOINT_KINDS: Final = ("tcp_connect", "tcp_accept", "udp_send", "tcp_listen")
 BFE_STATUS_KINDS: Final = (
     "session_open", "txn_begin", "txn_commit", "txn_abort", "add_filter", "delete_filter",
     "object_add", "object_delete", "callout_unregister", "callout_register",
@@ -75,6 +75,11 @@ STEP_KINDS: Final[dict[str, tuple[str, dict[str, Param]]]] = {
         "peers": Param("int", 1, minimum=1),
         "packets": Param("int", 1, minimum=1, help="datagrams to each peer"),
         "replies": Param("int", 0, minimum=0, help="datagrams each peer sends back"),
+    }),
+    "udp_receive": ("new remote peers send datagrams to an open UDP socket", {
+        "on": Param("ref", required=True, refs=("udp_send",)),
+        "peers": Param("int", 1, minimum=1),
+        "packets": Param("int", 1, minimum=1, help="datagrams from each peer"),
     }),
     "send": ("send more data on an open connection", {
         "on": Param("ref", required=True, refs=("tcp_connect", "tcp_accept", "udp_send")),

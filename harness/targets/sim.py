@@ -120,7 +120,7 @@ class _Runner:
         """Give each connection step its own remote host, so the callout's
         policy can block exactly the steps the scenario names."""
         for n, step in enumerate(self.scenario.steps, 1):
-            family = "V6" if step.get("family") == "v6" else "V4"
+            family = self._family(step)
             if step.do == "tcp_connect":
                 port = int(step.get("remote_port", 443))  # type: ignore[call-overload]
                 self.remotes[step.name] = [address(family, OUT_HOSTS + n, port)]
@@ -128,6 +128,11 @@ class _Runner:
                 peers = int(step.get("peers", 1))  # type: ignore[call-overload]
                 self.remotes[step.name] = [
                     address(family, OUT_HOSTS + n, 5000 + i) for i in range(peers)
+                ]
+            elif step.do == "udp_receive":
+                peers = int(step.get("peers", 1))  # type: ignore[call-overload]
+                self.remotes[step.name] = [
+                    address(family, IN_HOSTS + n, 6000 + i) for i in range(peers)
                 ]
             elif step.do == "tcp_accept":
                 self.remotes[step.name] = [address(family, IN_HOSTS + n, 50000 + n)]
@@ -190,6 +195,10 @@ class _Runner:
             self.results[step.name] = result
 
     def _family(self, step: Step) -> str:
+        """V4/V6 of a step, or of the socket step it acts on (accept, receive)."""
+        ref = step.get("listener") or step.get("on")
+        if isinstance(ref, str) and step.get("family") is None:
+            return self._family(self.scenario.step(ref))
         return "V6" if step.get("family") == "v6" else "V4"
 
     def _session(self, step: Step) -> Session:
@@ -247,6 +256,21 @@ class _Runner:
         flows = [ep.flows.get(r) for r in self.remotes[step.name]]
         allowed = all(f is not None and f.authorized for f in flows)
         return self._outcome(step, allowed)
+
+    def _do_udp_receive(self, step: Step) -> StepProcess:
+        eps = self.endpoints.get(str(step.get("on")), [])
+        if not eps or not eps[0].live:
+            return StepResult(step.name, "blocked", None, "socket is not open")
+        ep = eps[0]
+        packets = int(step.get("packets", 1))  # type: ignore[call-overload]
+        for remote in self.remotes[step.name]:
+            for _ in range(packets):
+                if ep.live:
+                    self.engine.peer_send(ep, SEGMENT_BYTES, remote)
+                yield 0.001
+        yield from self._settle(ep, self.remotes[step.name])
+        flows = [ep.flows.get(r) for r in self.remotes[step.name]]
+        return self._outcome(step, all(f is not None and f.authorized for f in flows))
 
     def _settle(self, ep: Endpoint, remotes: list[str], limit_s: float = 60.0) -> Void:
         """Wait until no flow of ``ep`` is still being authorized (a pended

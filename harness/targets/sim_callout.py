@@ -74,4 +74,10 @@ def with_knobs(callout: Any, knobs: CalloutConfig) -> Any:
     cls = type(callout)
     knobbed = type(f"Scenario{cls.__name__}", (ScenarioKnobs, cls), {"knobs": knobs})
     callout.__class__ = knobbed
+    handlers = getattr(callout, "_handlers", None)
+    if isinstance(handlers, dict):
+        # the reference binds its per-layer handlers at construction: rebind
+        # them so the knobs' overrides are the ones called
+        for family, bound in list(handlers.items()):
+            handlers[family] = getattr(callout, bound.__name__)
     return callout
