@@ -28,6 +28,7 @@ class ExploreResult:
     failing_seed: int | None = None
     minimal: Scenario | None = None
     minimal_path: Path | None = None
+    replay_options: str = ""
 
     def describe(self) -> str:
         if self.failing_seed is None or self.minimal is None:
@@ -41,7 +42,7 @@ class ExploreResult:
         if self.minimal_path is not None:
             text += (
                 f"\nreplay: callout-harness run --scenario {self.minimal_path} "
-                f"--seed {self.failing_seed}"
+                f"--seed {self.failing_seed}{self.replay_options}"
             )
         return text
 
@@ -67,7 +68,13 @@ def explore(session: Any, scenario: Scenario, tries: int) -> ExploreResult:
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{scenario.name}.seed{seed}.min.toml"
             path.write_text(dump_scenario(minimal), encoding="utf-8")
-            return ExploreResult(last, i + 1, seed, minimal, path)
+            opts = session.options
+            extra = f" --vm {opts.vm}" if opts.vm != "sim" else ""
+            if opts.callout != "reference":
+                extra += f" --callout {opts.callout}"
+            for fault in opts.faults:
+                extra += f" --engine-fault {fault}"
+            return ExploreResult(last, i + 1, seed, minimal, path, extra)
     assert last is not None
     return ExploreResult(last, max(tries, 1))
 
@@ -97,7 +104,8 @@ def without(scenario: Scenario, drop: set[int]) -> Scenario:
         violations=e.violations,
         applicable=frozenset(),
     )
-    return replace(scenario, steps=renumbered, expect=expect)
+    callout = replace(scenario.callout, block=scenario.callout.block - removed_ids)
+    return replace(scenario, steps=renumbered, expect=expect, callout=callout)
 
 
 def shrink(session: Any, scenario: Scenario, seed: int, sig: frozenset[str]) -> Scenario:

@@ -45,8 +45,10 @@ def load_scenario(path: str | Path) -> Scenario:
     description = root.string("description", default="")
     tags = _string_list(root, "tags")
     seed = root.integer("seed", default=1, minimum=0)
-    callout = _callout(root.table("callout", required=False))
+    callout_table = root.table("callout", required=False)
+    callout = _callout(callout_table)
     steps = _steps(root)
+    _check_block(callout_table, callout, steps)
     expect = _expect(root.table("expect", required=False), steps)
     root.finish()
     return Scenario(name, Path(path), description, tuple(tags), seed, callout, steps, expect)
@@ -112,6 +114,17 @@ def _callout(t: Table) -> CalloutConfig:
     )
     t.finish()
     return config
+
+
+def _check_block(t: Table, callout: CalloutConfig, steps: tuple[Step, ...]) -> None:
+    """``callout.block`` names connection steps the user-mode policy denies."""
+    kinds = {s.id: s.do for s in steps if s.id}
+    for i, name in enumerate(t.data.get("block", [])):
+        if kinds.get(name) not in CONNECTION_KINDS:
+            found = f"{name!r}, a {kinds[name]} step" if name in kinds else (
+                f"{name!r}, which names no step")
+            raise t.doc.fail((*t.key, "block", i), expected="the id of a connection step",
+                             found=found)
 
 
 def _steps(root: Table) -> tuple[Step, ...]:

@@ -92,7 +92,7 @@ MISTAKES = [
     ("expectation naming no step", GOOD.replace("c2 = \"blocked\"", "c7 = \"blocked\""),
      "expect.outcomes.c7: expected the id of a step, found 'c7', which names no step"),
     ("outcome on a non-connection step", GOOD.replace('c2 = "blocked"', 's1 = "blocked"'),
-     "expect.outcomes.s1: expected a tcp_connect or tcp_accept or udp_send or tcp_listen step, found a session_open step"),
+     "expect.outcomes.s1: expected a tcp_connect or tcp_accept or udp_send or tcp_listen or udp_receive step, found a session_open step"),
     ("bad outcome value", GOOD.replace('c2 = "blocked"', 'c2 = "dropped"'),
      "expect.outcomes.c2: expected 'allowed' or 'blocked', found string 'dropped'"),
     ("unknown count", GOOD.replace("closures = 2", "closings = 2"),
@@ -106,6 +106,8 @@ MISTAKES = [
     ("no steps", 'name = "empty"\n', "sc.toml: steps: expected at least one [[steps]] table, found nothing"),
     ("bad pend point", GOOD.replace('pend = ["connect"]', 'pend = ["listen"]'),
      "sc.toml:8: callout.pend[0]: expected one of connect, recv_accept, closure, found string 'listen'"),
+    ("block names no step", GOOD.replace('block = ["c2"]', 'block = ["c9"]'),
+     "sc.toml:10: callout.block[0]: expected the id of a connection step, found 'c9', which names no step"),
     ("violation outside the rules", GOOD.replace("[expect]", '[expect]\nviolations = ["TX008"]'),
      "expect.rules: expected a selection that includes TX008"),
 ]
