@@ -24,11 +24,11 @@ EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
 #: ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only when
 #: the command is parsed, so ``check`` never pays for libvirt or the engine.
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("harness.engine.cli", "run the engine model on a workload, write a trace"),
-    "mutants": ("harness.callouts.cli", "list the mutant callouts and the rules each must trip"),
-    "faults": ("harness.engine.faults_cli", "list the engine faults and the rules each must trip"),
-    "run": ("harness.runner_cli", "run scenarios without writing tests; print a summary"),
-    "scenarios": ("harness.scenarios_cli", "list or validate the scenario catalog"),
+    "simulate": ("harness.commands.simulate", "run the engine model on a workload, write a trace"),
+    "mutants": ("harness.commands.mutants", "list the mutant callouts and the rules each must trip"),
+    "faults": ("harness.commands.faults", "list the engine faults and the rules each must trip"),
+    "run": ("harness.commands.run", "run scenarios without writing tests; print a summary"),
+    "scenarios": ("harness.commands.scenarios", "list or validate the scenario catalog"),
     "vm": ("harness.vm.cli", "list and garbage-collect harness VMs"),
     "certify": ("harness.certify.cli", "build or verify a certification bundle"),
     "history": ("harness.history.cli", "record runs and render the trend page"),
