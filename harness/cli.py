@@ -25,7 +25,7 @@ EXIT_OK, EXIT_VIOLATION, EXIT_BAD_INPUT = 0, 1, 2
 #: the command is parsed, so ``check`` never pays for libvirt or the engine.
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("harness.commands.simulate", "run the engine model on a workload, write a trace"),
-    "mutants": ("harness.commands.mutants", "list the mutant callouts and the rules each must trip"),
+    "mutants": ("harness.commands.mutants", "list the mutants and the rules each must trip"),
     "faults": ("harness.commands.faults", "list the engine faults and the rules each must trip"),
     "run": ("harness.commands.run", "run scenarios without writing tests; print a summary"),
     "scenarios": ("harness.commands.scenarios", "list or validate the scenario catalog"),
