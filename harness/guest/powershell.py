@@ -1,0 +1,249 @@
+"""Every PowerShell script the harness sends to a guest is rendered here.
+
+One place renders scripts so that one set of rules holds for all of them:
+
+- every interpolated value goes through :func:`quote` (a single-quoted string,
+  embedded quotes doubled; PowerShell also treats the typographic quotes
+  U+2018..U+201B as single quotes, so those are doubled too);
+- every native tool call goes through :func:`native`, which stops the script
+  with the tool's own exit code when it fails (PowerShell does not);
+- scripts are plain statements (no here-strings, no splatting), which keeps
+  them readable in a transcript and checkable by the tests' parser.
+
+Scripts travel as ``powershell -EncodedCommand`` (UTF-16LE, base64), so no
+quoting layer of cmd.exe or of the transport ever sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import ntpath
+from collections.abc import Iterable
+
+#: cmd.exe's command-line limit, which WinRM's shell applies to each command.
+MAX_COMMAND_LINE = 8191
+POWERSHELL = "powershell.exe"
+POWERSHELL_ARGS = ("-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass")
+_SINGLE_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
+
+PREAMBLE = "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n"
+
+
+def quote(value: str) -> str:
+    """``value`` as a PowerShell single-quoted string literal (no expansion)."""
+    if "\x00" in value:
+        raise ValueError("a NUL character cannot be passed to PowerShell")
+    for mark in _SINGLE_QUOTES:
+        value = value.replace(mark, mark * 2)
+    return f"'{value}'"
+
+
+def encode(script: str) -> str:
+    """The ``-EncodedCommand`` argument for ``script``: base64 of UTF-16LE."""
+    return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+
+
+def decode(encoded: str) -> str:
+    """The script inside an ``-EncodedCommand`` argument (the inverse of :func:`encode`)."""
+    return base64.b64decode(encoded).decode("utf-16-le")
+
+
+def command_args(script: str) -> list[str]:
+    """``powershell.exe``'s arguments for running ``script``; checks the length limit."""
+    args = [*POWERSHELL_ARGS, "-EncodedCommand", encode(script)]
+    length = len(POWERSHELL) + sum(len(a) + 1 for a in args)
+    if length > MAX_COMMAND_LINE:
+        raise ValueError(
+            f"the encoded script is {length} characters on the command line; "
+            f"the limit is {MAX_COMMAND_LINE}"
+        )
+    return args
+
+
+def command_line(script: str) -> str:
+    """The whole command line that runs ``script`` in Windows PowerShell."""
+    return " ".join([POWERSHELL, *command_args(script)])
+
+
+def native(exe: str, *args: str, ok_codes: Iterable[int] = (0,)) -> str:
+    """A native tool call; the script exits with the tool's code unless it is in ``ok_codes``."""
+    codes = sorted(set(ok_codes))
+    call = " ".join(["&", quote(exe), *(quote(a) for a in args)])
+    if codes == [0]:
+        test = "$LASTEXITCODE -ne 0"
+    else:
+        test = "$LASTEXITCODE -notin " + ", ".join(str(c) for c in codes)
+    return f"{call}\nif ({test}) {{ exit $LASTEXITCODE }}\n"
+
+
+def fail(message: str, code: int = 1) -> str:
+    """Statements that print ``message`` on stderr and exit with ``code``."""
+    return f"[Console]::Error.WriteLine({quote(message)})\nexit {code}\n"
+
+
+# -- files -------------------------------------------------------------------
+
+def ensure_directory(path: str) -> str:
+    return f"New-Item -ItemType Directory -Force -Path {quote(path)} | Out-Null\n"
+
+
+def write_chunk(path: str, chunk_b64: str, *, first: bool) -> str:
+    """Append one base64 chunk to ``path`` (truncating it for the first chunk)."""
+    mode = "Create" if first else "Append"
+    return (
+        PREAMBLE
+        + (ensure_directory(ntpath.dirname(path)) if first and ntpath.dirname(path) else "")
+        + f"$bytes = [Convert]::FromBase64String({quote(chunk_b64)})\n"
+        + f"$stream = [IO.File]::Open({quote(path)}, [IO.FileMode]::{mode})\n"
+        + "try { $stream.Write($bytes, 0, $bytes.Length) } finally { $stream.Dispose() }\n"
+    )
+
+
+def file_sha256(path: str) -> str:
+    """Print the SHA-256 of ``path`` (hex) on stdout."""
+    return PREAMBLE + f"(Get-FileHash -LiteralPath {quote(path)} -Algorithm SHA256).Hash\n"
+
+
+def read_base64(path: str) -> str:
+    """Print the content of ``path`` as one base64 string on stdout."""
+    return PREAMBLE + f"[Convert]::ToBase64String([IO.File]::ReadAllBytes({quote(path)}))\n"
+
+
+# -- deployment ----------------------------------------------------------------
+
+REBOOT_MARKER = "callout-harness: reboot required"
+
+
+def enable_test_signing() -> str:
+    """Turn test signing on unless it already is; print the reboot marker when it changed."""
+    return (
+        PREAMBLE
+        + "$current = & 'bcdedit.exe' '/enum' '{current}' | Out-String\n"
+        + "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }\n"
+        + "if ($current -match '(?m)^testsigning\\s+Yes') { exit 0 }\n"
+        + native("bcdedit.exe", "/set", "testsigning", "on")
+        + f"Write-Output {quote(REBOOT_MARKER)}\n"
+    )
+
+
+def import_certificate(cer_path: str) -> str:
+    """Trust the driver's test certificate for kernel-mode code signing."""
+    lines = [PREAMBLE]
+    for store in ("Root", "TrustedPublisher"):
+        location = f"Cert:\\LocalMachine\\{store}"
+        lines.append(
+            f"Import-Certificate -FilePath {quote(cer_path)} "
+            f"-CertStoreLocation {quote(location)} | Out-Null\n"
+        )
+    return "".join(lines)
+
+
+def install_pnp(inf_path: str) -> str:
+    """Add the package to the driver store and install it (3010: reboot pending)."""
+    return PREAMBLE + native("pnputil.exe", "/add-driver", inf_path, "/install", ok_codes=(0, 3010))
+
+
+def _system_driver_path(sys_name: str) -> str:
+    relative = quote("System32\\drivers\\" + sys_name)
+    return f"(Join-Path $env:SystemRoot {relative})"
+
+
+def install_service(service: str, sys_path: str) -> str:
+    """Copy the .sys into System32\\drivers and create a kernel service for it."""
+    sys_name = ntpath.basename(sys_path)
+    return (
+        PREAMBLE
+        + f"Copy-Item -LiteralPath {quote(sys_path)} -Destination "
+        + f"{_system_driver_path(sys_name)} -Force\n"
+        + native(
+            "sc.exe", "create", service, "type=", "kernel", "start=", "demand",
+            "binPath=", "System32\\drivers\\" + sys_name,
+        )
+    )
+
+
+def start_and_verify(service: str) -> str:
+    """Start the driver's service; fail unless it runs and its module is loaded."""
+    # 1056: ERROR_SERVICE_ALREADY_RUNNING
+    return (
+        PREAMBLE
+        + native("sc.exe", "start", service, ok_codes=(0, 1056))
+        + f"$svc = Get-Service -Name {quote(service)}\n"
+        + "if ($svc.Status -ne 'Running') {\n"
+        + "    [Console]::Error.WriteLine('service state: ' + $svc.Status)\n"
+        + "    exit 3\n"
+        + "}\n"
+        + "$modules = & 'driverquery.exe' '/fo' 'csv' '/nh' | ConvertFrom-Csv -Header 'Module', "
+        + "'Display', 'Type', 'Date'\n"
+        + f"$loaded = $modules | Where-Object {{ $_.Module -eq {quote(service)} }}\n"
+        + "if (-not $loaded) {\n"
+        + f"    [Console]::Error.WriteLine({quote(service + ' is not in driverquery')})\n"
+        + "    exit 4\n"
+        + "}\n"
+        + native("sc.exe", "query", service)
+    )
+
+
+def enable_verifier(sys_name: str) -> str:
+    """Driver Verifier's standard checks for the driver; effective after a reboot."""
+    # verifier.exe exits with 2 when the new settings need a reboot.
+    return (
+        PREAMBLE
+        + native("verifier.exe", "/standard", "/driver", sys_name, ok_codes=(0, 2))
+        + f"Write-Output {quote(REBOOT_MARKER)}\n"
+    )
+
+
+def reset_verifier() -> str:
+    return PREAMBLE + native("verifier.exe", "/reset", ok_codes=(0, 2))
+
+
+def uninstall(service: str, *, inf_name: str | None, sys_name: str) -> str:
+    """Stop and remove the driver: the PnP package when ``inf_name`` is given, else the service."""
+    # 1060: no such service; 1062: not started.
+    lines = [PREAMBLE, native("sc.exe", "stop", service, ok_codes=(0, 1060, 1062))]
+    if inf_name is not None:
+        lines.append(
+            "$packages = Get-WindowsDriver -Online | Where-Object "
+            f"{{ (Split-Path -Leaf $_.OriginalFileName) -eq {quote(inf_name)} }}\n"
+            "foreach ($package in $packages) {\n"
+            "    & 'pnputil.exe' '/delete-driver' $package.Driver '/uninstall' '/force'\n"
+            "    if ($LASTEXITCODE -notin 0, 3010) { exit $LASTEXITCODE }\n"
+            "}\n"
+        )
+    lines.append(native("sc.exe", "delete", service, ok_codes=(0, 1060)))
+    lines.append(
+        f"Remove-Item -LiteralPath {_system_driver_path(sys_name)} -Force "
+        "-ErrorAction SilentlyContinue\n"
+    )
+    return "".join(lines)
+
+
+def dump_wfp_state(xml_path: str) -> str:
+    """Write the engine's whole state (providers, sublayers, callouts, filters) as XML."""
+    return PREAMBLE + native("netsh.exe", "wfp", "show", "state", "file=" + xml_path)
+
+
+# -- tracing ---------------------------------------------------------------------
+
+def etw_start(session: str, provider_guid: str, etl_path: str) -> str:
+    """Start a real-time-less file session for one provider, all keywords, all levels."""
+    return (
+        PREAMBLE
+        + ensure_directory(ntpath.dirname(etl_path))
+        # a session left over from an aborted run would make create fail
+        + f"& 'logman.exe' 'stop' {quote(session)} '-ets' | Out-Null\n"
+        + native(
+            "logman.exe", "create", "trace", session, "-ow", "-o", etl_path,
+            "-p", "{" + provider_guid.strip("{}") + "}", "0xffffffffffffffff", "0xff", "-ets",
+        )
+    )
+
+
+def etw_stop(session: str) -> str:
+    return PREAMBLE + native("logman.exe", "stop", session, "-ets")
+
+
+def etw_convert(etl_path: str, xml_path: str) -> str:
+    """Render the .etl as tracerpt's XML (``-y``: never prompt)."""
+    return PREAMBLE + native("tracerpt.exe", etl_path, "-of", "XML", "-o", xml_path, "-y")
