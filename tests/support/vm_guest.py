@@ -43,7 +43,9 @@ class TcgGuest:
     ``machine``: the leased harness Machine (``machine.domain`` is the
     libvirt domain, ``machine.name`` the slot, ``machine.revert()`` goes back
     to the ``clean`` snapshot); ``uri``: the libvirt URI of the private daemon.
-    Tests that change the guest should revert it when done.
+    The guest runs dropbear with OpenSSH's sftp-server, so paramiko SFTP
+    works (:func:`ssh_client` then ``open_sftp()``). Tests that change the
+    guest should revert it when done.
     """
 
     host: str
