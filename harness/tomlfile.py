@@ -17,11 +17,10 @@ import string
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from harness.errors import InputError, describe
 
-E = TypeVar("E", bound=InputError)
 KeyPart = str | int
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -26,6 +26,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="List or clean up the VMs callout-harness created; domains without"
         " its metadata are never shown or touched.",
     )
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``vm`` subcommand's actions and options, on an existing parser."""
     actions = parser.add_subparsers(dest="vm_action", metavar="ACTION", required=True)
     for name, text in (
         ("list", "show harness-created domains and whether their lease is live or stale"),
@@ -42,7 +48,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         if name == "gc":
             sub.add_argument("--all", dest="vm_include_live", action="store_true",
                              help="also remove domains whose lease is still live")
-    return parser
 
 
 def _uris(args: argparse.Namespace) -> list[str]:

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import PoolError, ProfileError
+from harness.tomlfile import Document
 from harness.vm.profile import Profile, find_profile
-from harness.vm.tomlfile import Document
 
 DEFAULT_LEASE_TTL_S = 4 * 3600
 # Slot names become libvirt domain names and file names: keep them plain.

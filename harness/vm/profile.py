@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ProfileError
-from harness.vm.tomlfile import Document, Table
+from harness.tomlfile import Document, Table
 
 PROFILE_SUFFIX = ".toml"
 LOOPBACK = "127.0.0.1"
