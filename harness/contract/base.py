@@ -97,6 +97,9 @@ class Monitor:
         """Bound ``on_<kind>`` handlers by event kind."""
         return {kind: getattr(self, name) for kind, name in self._handlers.items()}
 
+    def accept_header(self, header: dict[str, object]) -> None:
+        """The trace's header, before its first event (e.g. pre-existing objects)."""
+
     def finish(self) -> None:
         """End of trace: report whatever is still open and can never close now."""
 

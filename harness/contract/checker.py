@@ -94,6 +94,13 @@ class Checker:
         self.count = 0
         self.header: dict[str, Any] | None = None
 
+    def set_header(self, header: dict[str, Any] | None) -> None:
+        """Give the monitors the trace header (call before the first event)."""
+        self.header = header
+        if header:
+            for monitor in self.monitors:
+                monitor.accept_header(header)
+
     def feed(self, ev: Event) -> None:
         self.count += 1
         handlers = self._table.get(ev["ev"])
@@ -140,6 +147,10 @@ def check_file(path: str | Path, rules: Iterable[str] | None = None) -> CheckRes
     """Read and check one trace file; raises TraceFormatError on bad input."""
     reader = TraceReader(path)
     checker = Checker(rules, str(path))
-    checker.feed_all(reader)
-    checker.header = reader.header
+    events = iter(reader)
+    first = next(events, None)  # reading the first line reads the header, if any
+    checker.set_header(reader.header)
+    if first is not None:
+        checker.feed(first)
+        checker.feed_all(events)
     return checker.finish()

@@ -43,7 +43,7 @@ documented, so neither outcome is judged there. Built-in objects live forever.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from harness.contract.base import Monitor, handle
@@ -107,20 +107,35 @@ class Finding(NamedTuple):
 
 
 class Judgement:
-    """What the engine owed one object call, computed before its status is read."""
+    """What the engine owed one object call, computed before its status is read.
 
-    __slots__ = ("conds", "if_ok", "key", "obj", "ref_objs", "undetermined")
+    The lists start as empty tuples and become lists on first use: nearly every
+    call of a trace holds no condition, and allocating nothing keeps the
+    checker (and the garbage collector) fast on policy-heavy traces.
+    """
+
+    __slots__ = ("conds", "if_ok", "key", "obj", "undetermined")
 
     def __init__(self, key: Key) -> None:
         self.key = key
-        self.conds: list[Cond] = []
-        self.if_ok: list[Finding] = []
+        self.conds: Sequence[Cond] = ()
+        self.if_ok: Sequence[Finding] = ()
         #: the new object (add) or the object named (delete), if known
         self.obj: Obj | None = None
-        #: store objects an add references
-        self.ref_objs: list[Obj] = []
         #: some lifetime comparison could not be decided
         self.undetermined = False
+
+    def cond(self, c: Cond) -> None:
+        if isinstance(self.conds, list):
+            self.conds.append(c)
+        else:
+            self.conds = [c]
+
+    def finding(self, f: Finding) -> None:
+        if isinstance(self.if_ok, list):
+            self.if_ok.append(f)
+        else:
+            self.if_ok = [f]
 
 
 def mismatch(lifetime: str, sid: object, owner: object, ref: Obj) -> bool | None:
@@ -168,15 +183,15 @@ def judge_add(
     j = Judgement(okey)
     sid = s.sid
     lifetime = ev.get("lifetime") or ("dynamic" if s.dynamic else "static")
-    conds = j.conds
     builtin = lifetime == "builtin" or okey in BUILTIN_KEYS
     if builtin:
         touched.add("OB003")
-        conds.append(Cond(
+        j.cond(Cond(
             "OB003", _ONE[BUILTIN_OBJECT], f"{_who(sid)} added built-in {_what(*okey)}", (),
         ))
     touched.add("OB004")
-    existing = store.get(txn, okey)
+    objects = store.objects
+    existing = objects.get(okey) if txn is None else store.get(txn, okey)
     if existing is not None and not builtin:
         _existing(j, existing, sid)
     owner = key if otype == "provider" else ev.get("provider")
@@ -190,13 +205,18 @@ def judge_add(
         rkey = (rtype, value)
         if rkey in BUILTIN_KEYS:
             continue
-        ref = store.get(txn, rkey)
+        # Store.get inlined outside transactions: this runs for every reference
+        ref = objects.get(rkey) if txn is None else store.get(txn, rkey)
         if ref is None:
             _missing(store, j, sid, rkey, code)
             continue
         refs.append(rkey)
-        j.ref_objs.append(ref)
         touched.add("OB001")
+        theirs = ref.lifetime
+        if theirs == lifetime and (
+            lifetime == "static" or (lifetime == "dynamic" and ref.session == sid)
+        ):
+            continue  # the common case: same lifetime, same session
         bad = mismatch(lifetime, sid, owner, ref)
         if bad is None:
             j.undetermined = True
@@ -209,12 +229,12 @@ def judge_add(
             if is_layer(layer):
                 layer = layer_name(layer)
             else:
-                conds.append(Cond(
+                j.cond(Cond(
                     "OB006", _ONE[LAYER_NOT_FOUND],
                     f"{_who(sid)} added {_what(*okey)} at unknown layer {layer}", (),
                 ))
     j.obj = Obj(
-        okey, lifetime, sid if lifetime == "dynamic" else None, owner, tuple(refs),
+        okey, lifetime, sid if lifetime == "dynamic" else None, owner, refs or (),
         layer if otype == "filter" and isinstance(layer, str) else None, ev["seq"],
     )
     return j
@@ -222,18 +242,18 @@ def judge_add(
 
 def _existing(j: Judgement, existing: Obj, sid: object) -> None:
     who, what = _who(sid), _what(*j.key)
-    j.conds.append(Cond(
+    j.cond(Cond(
         "OB004", _ONE[ALREADY_EXISTS], f"{who} added {what}, which already exists",
         (existing.add_seq,),
     ))
     if existing.commit_seq is not None:
-        j.if_ok.append(Finding(
+        j.finding(Finding(
             "TX006", f"{what} made live by the commit at seq {existing.commit_seq} was "
             f"lost: {who} added it again", (existing.add_seq, existing.commit_seq),
         ))
     if existing.restored is not None:
         rule, seqs = existing.restored
-        j.if_ok.append(Finding(
+        j.finding(Finding(
             rule, f"the delete of {what} took effect although its transaction was "
             f"aborted: {who} added it again", seqs,
         ))
@@ -241,12 +261,12 @@ def _existing(j: Judgement, existing: Obj, sid: object) -> None:
 
 def _missing(store: Store, j: Judgement, sid: object, rkey: Key, code: str) -> None:
     who, what, theirs = _who(sid), _what(*j.key), _what(*rkey)
-    j.conds.append(Cond(
+    j.cond(Cond(
         "OB006", _ONE[code], f"{who} added {what} referencing missing {theirs}", (),
     ))
     ghost = store.ghosts.get(rkey)
     if ghost is not None:
-        j.if_ok.append(Finding(
+        j.finding(Finding(
             ghost[0], f"{theirs} should be gone, yet {who} added {what} referencing it",
             ghost[1],
         ))
@@ -258,22 +278,24 @@ def _mismatch(j: Judgement, sid: object, lifetime: str, ref: Obj) -> None:
         detail = f" of session {handle(ref.session)}"
     elif ref.lifetime == "persistent":
         detail = f" owned by provider {handle(ref.owner)}"
-    j.conds.append(Cond(
+    j.cond(Cond(
         "OB001", _ONE[LIFETIME_MISMATCH],
         f"{lifetime} {_what(*j.key)} of {_who(sid)} references {ref.lifetime} "
         f"{_what(*ref.key)}{detail}", (ref.add_seq,),
     ))
 
 
-def converse_add(store: Store, j: Judgement, ev: Mapping[str, Any], status: str) -> list[Finding]:
+def converse_add(
+    store: Store, txn: Txn | None, j: Judgement, status: str
+) -> list[Finding]:
     """Evidence from an add that failed with a modelled status no condition explains."""
-    otype, key = j.key
-    what = _what(otype, key)
+    what = _what(*j.key)
     out: list[Finding] = []
+    refs = [r for r in (store.get(txn, k) for k in j.obj.refs) if r is not None] if j.obj else []
     if status == LIFETIME_MISMATCH and not j.undetermined:
         out.append(Finding(
             "OB001", f"adding {what} returned {status}, but no reference is shorter-lived",
-            tuple(r.add_seq for r in j.ref_objs),
+            tuple(r.add_seq for r in refs),
         ))
     elif status == ALREADY_EXISTS:
         ghost = store.ghosts.get(j.key)
@@ -282,10 +304,9 @@ def converse_add(store: Store, j: Judgement, ev: Mapping[str, Any], status: str)
                 ghost[0], f"{what} should be gone, yet adding it returned {status}", ghost[1],
             ))
     elif status in NOT_FOUND:
-        for ref in j.ref_objs:
-            if NOT_FOUND_OF.get(ref.key[0]) != status:
-                continue
-            out.extend(_lost(ref, f"a reference to it returned {status}"))
+        for ref in refs:
+            if NOT_FOUND_OF.get(ref.key[0]) == status:
+                out.extend(_lost(ref, f"a reference to it returned {status}"))
     return out
 
 
@@ -319,14 +340,14 @@ def judge_delete(
     j.obj = obj
     if okey in BUILTIN_KEYS or (obj is not None and obj.lifetime == "builtin"):
         touched.add("OB003")
-        j.conds.append(Cond(
+        j.cond(Cond(
             "OB003", _ONE[BUILTIN_OBJECT], f"{_who(sid)} deleted built-in {_what(*okey)}", (),
         ))
         return j
     if obj is None:
         ghost = store.ghosts.get(okey)
         if ghost is not None:
-            j.if_ok.append(Finding(
+            j.finding(Finding(
                 ghost[0], f"{_what(*okey)} should be gone, yet {_who(sid)} deleted it",
                 ghost[1],
             ))
@@ -335,19 +356,19 @@ def judge_delete(
     if s.dynamic:
         touched.add("OB005")
         if obj.lifetime == "dynamic" and obj.session != sid:
-            j.conds.append(Cond(
+            j.cond(Cond(
                 "OB005", _ONE[WRONG_SESSION], f"dynamic {_who(sid)} deleted {_what(*okey)} "
                 f"of dynamic session {handle(obj.session)}", (obj.add_seq,),
             ))
         elif obj.lifetime != "dynamic":
-            j.conds.append(Cond(
+            j.cond(Cond(
                 "OB005", _ONE[DYNAMIC_SESSION],
                 f"dynamic {_who(sid)} deleted {obj.lifetime} {_what(*okey)}", (obj.add_seq,),
             ))
     if store.refcount(txn, okey) > 0:
         user = store.a_referrer(txn, okey)
         by = f", still referenced by {_what(*user.key)}" if user is not None else ""
-        j.conds.append(Cond(
+        j.cond(Cond(
             "OB002", _ONE[IN_USE], f"{_who(sid)} deleted {_what(*okey)}{by}",
             (user.add_seq if user is not None else None,),
         ))

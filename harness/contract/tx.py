@@ -45,7 +45,6 @@ Judging notes (decisions where rules.md leaves room):
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -53,6 +52,7 @@ from typing import Final
 from harness.contract import ob
 from harness.contract.base import Monitor, Sink, handle
 from harness.contract.builtins import layer_name
+from harness.contract.tx_lock import Lock
 from harness.contract.tx_model import Obj, Session, Store, Txn
 from harness.trace.events import USER_TXN_LOCK_LIMIT_S, Event, wait_timeout_ms
 from harness.trace.status import succeeded
@@ -97,16 +97,15 @@ class BfeMonitor(Monitor):
         super().__init__(sink)
         self._sessions: dict[object, Session] = {}
         self._store = Store()
-        #: (deadline t, begin seq, txn) of user-mode transactions, for TX004
-        self._deadlines: list[tuple[float, int, Txn]] = []
-        self._next_deadline = _INF
-        #: (wait ms, open seq, session) of open sessions with a finite wait, for TX009
-        self._waits: list[tuple[float, int, object]] = []
-        #: transactions holding the lock, by begin seq
-        self._held: dict[int, Txn] = {}
+        self._lock = Lock(self._sessions)
         self._window: _Window | None = None
         #: layers with a committed filter change whose policy_change is still due
         self._owed: dict[str, None] = {}
+
+    def accept_header(self, header: dict[str, object]) -> None:
+        objects = header.get("objects")
+        if isinstance(objects, list):
+            self.preload(o for o in objects if isinstance(o, dict))
 
     def preload(self, objects: Iterable[Mapping[str, object]]) -> None:
         """Objects that existed before the trace (a header's ``objects`` list)."""
@@ -115,46 +114,21 @@ class BfeMonitor(Monitor):
     # -- time and the lock
 
     def _tick(self, ev: Event) -> None:
+        """Report user-mode holds past their deadline; called once ``t`` passed the next."""
         t = ev["t"]
-        if t <= self._next_deadline:
-            return
-        heap = self._deadlines
-        while heap and heap[0][0] < t:
-            txn = heapq.heappop(heap)[2]
-            if txn.ended or txn.overdue:
-                continue
-            txn.overdue = True
+        for txn in self._lock.overdue(t):
+            self.touch("TX004")
             self.report(
                 "TX004",
                 f"user-mode transaction of session {handle(txn.session)} still holds the lock "
                 f"{t - txn.begin_t:g} s after txn_begin without txn_forced_abort",
                 txn.begin_seq, ev["seq"],
             )
-        self._next_deadline = heap[0][0] if heap else _INF
-
-    def _min_peer(self, sid: object) -> tuple[float, int, object] | None:
-        heap, sessions = self._waits, self._sessions
-        mine: list[tuple[float, int, object]] = []
-        found = None
-        while heap:
-            entry = heap[0]
-            s = sessions.get(entry[2])
-            if s is None or s.open_seq != entry[1]:
-                heapq.heappop(heap)
-            elif entry[2] == sid:
-                mine.append(heapq.heappop(heap))
-            else:
-                found = entry
-                break
-        for entry in mine:
-            heapq.heappush(heap, entry)
-        return found
 
     def _end_hold(self, txn: Txn, ev: Event) -> None:
         if txn.ended:
             return
-        txn.ended = True
-        self._held.pop(txn.begin_seq, None)
+        self._lock.release(txn)
         if txn.peer_ms is None:
             return
         self.touch("TX009")
@@ -191,7 +165,8 @@ class BfeMonitor(Monitor):
     # -- sessions
 
     def on_session_open(self, ev: Event) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         self._window = None
         sid = ev.get("session")
         if sid is None or not succeeded(ev.get("status")):
@@ -203,20 +178,17 @@ class BfeMonitor(Monitor):
             wait_timeout_ms(ev.get("txn_wait_ms")),
         )
         old = self._sessions.get(sid)
-        if old is not None and old.txn is not None:
-            old.txn.ended = True
-            self._held.pop(old.txn.begin_seq, None)
+        if old is not None:
+            # reopened without a close: forget the old one, unjudged
+            if old.txn is not None:
+                self._lock.release(old.txn)
+            self._lock.session_gone(old)
         self._sessions[sid] = s
-        wait = s.wait_ms
-        if wait == _INF:
-            return
-        heapq.heappush(self._waits, (wait, seq, sid))
-        for txn in self._held.values():
-            if txn.session != sid and (txn.peer_ms is None or wait < txn.peer_ms):
-                txn.peer_ms, txn.peer_seq, txn.peer_sid = wait, seq, sid
+        self._lock.session_opened(s)
 
     def on_session_close(self, ev: Event) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         self._window = None
         sid = ev.get("session")
         if sid is None:
@@ -224,6 +196,7 @@ class BfeMonitor(Monitor):
         seq = ev["seq"]
         s = self._sessions.pop(sid, None)
         if s is not None:
+            self._lock.session_gone(s)
             self.touch("TX008")
             txn = s.txn
             if txn is not None and txn.forced_seq is None:
@@ -245,7 +218,8 @@ class BfeMonitor(Monitor):
     # -- transactions
 
     def on_txn_begin(self, ev: Event) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         self._window = None
         s = self._sessions.get(ev.get("session"))
         status = ev.get("status")
@@ -304,15 +278,7 @@ class BfeMonitor(Monitor):
         txn = Txn(s.sid, seq, t, bool(ev.get("read_only")), s.kernel)
         s.txn, s.unsure, s.aborted_seq, s.tx8_reported = txn, False, None, False
         self.touch("TX008")
-        self._held[seq] = txn
-        if s.kernel is False:
-            deadline = t + USER_TXN_LOCK_LIMIT_S
-            heapq.heappush(self._deadlines, (deadline, seq, txn))
-            if deadline < self._next_deadline:
-                self._next_deadline = deadline
-        peer = self._min_peer(s.sid)
-        if peer is not None:
-            txn.peer_ms, txn.peer_seq, txn.peer_sid = peer
+        self._lock.hold(txn)
 
     def on_txn_commit(self, ev: Event) -> None:
         self._txn_end(ev, commit=True)
@@ -321,7 +287,8 @@ class BfeMonitor(Monitor):
         self._txn_end(ev, commit=False)
 
     def _txn_end(self, ev: Event, commit: bool) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         self._window = None
         s = self._sessions.get(ev.get("session"))
         status = ev.get("status")
@@ -402,7 +369,8 @@ class BfeMonitor(Monitor):
         s = self._sessions.get(ev.get("session"))
         if s is not None:
             self._forced(s, ev)
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
 
     def _forced(self, s: Session, ev: Event) -> None:
         seq = ev["seq"]
@@ -447,7 +415,8 @@ class BfeMonitor(Monitor):
         self._object_call(ev, add=False)
 
     def _object_call(self, ev: Event, add: bool) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         self._window = None
         sid = ev.get("session")
         status = ev.get("status")
@@ -456,27 +425,27 @@ class BfeMonitor(Monitor):
             if succeeded(status):
                 self._apply_unjudged(ev, sid, add)
             return
-        self._client_call(s, ev)
+        if s.aborted_seq is not None:
+            self._client_call(s, ev)
         txn = s.txn
         store = self._store
         judge = ob.judge_add if add else ob.judge_delete
         j = judge(store, txn, s, ev, self._applicable)
         if j is None:
             return
-        conds = j.conds
         if txn is not None and (txn.forced_seq is not None or txn.read_only):
             verb = "added" if add else "deleted"
             what = f"{j.key[0]} {handle(j.key[1])}"
             if txn.forced_seq is not None:
                 self.touch("TX004")
-                conds.append(ob.Cond(
+                j.cond(ob.Cond(
                     "TX004", frozenset((TXN_ABORTED,)),
                     f"session {handle(sid)} {verb} {what} in a transaction the engine forced "
                     "to abort", (txn.forced_seq,),
                 ))
             if txn.read_only:
                 self.touch("TX005")
-                conds.append(ob.Cond(
+                j.cond(ob.Cond(
                     "TX005", frozenset((INCOMPATIBLE_TXN,)),
                     f"session {handle(sid)} {verb} {what} inside a read-only transaction",
                     (txn.begin_seq,),
@@ -484,6 +453,7 @@ class BfeMonitor(Monitor):
         if status is None:
             return
         seq = ev["seq"]
+        conds = j.conds
         if succeeded(status):
             for c in conds:
                 self.report(c.rule, f"{c.message}, and it succeeded", *c.seqs, seq)
@@ -503,7 +473,9 @@ class BfeMonitor(Monitor):
                 want = " or ".join(sorted(c.codes))
                 self.report(c.rule, f"{c.message}: returned {status}, not {want}", *c.seqs, seq)
             return
-        found = ob.converse_add(store, j, ev, status) if add else ob.converse_delete(j, s, status)
+        found = (
+            ob.converse_add(store, txn, j, status) if add else ob.converse_delete(j, s, status)
+        )
         for f in found:
             self.report(f.rule, f.message, *f.seqs, seq)
 
@@ -549,7 +521,8 @@ class BfeMonitor(Monitor):
     # -- engine notifications
 
     def on_policy_change(self, ev: Event) -> None:
-        self._tick(ev)
+        if ev["t"] > self._lock.next_deadline:
+            self._tick(ev)
         layer = ev.get("layer")
         if not isinstance(layer, str):
             return

@@ -23,7 +23,7 @@ oldest dropped first) and dropped when the key is added again.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 Key = tuple[str, object]
@@ -48,7 +48,7 @@ class Obj:
         lifetime: str,
         session: object,
         owner: object,
-        refs: tuple[Key, ...] = (),
+        refs: Sequence[Key] = (),
         layer: str | None = None,
         add_seq: int | None = None,
     ) -> None:
@@ -178,10 +178,20 @@ class Store:
     def insert(self, obj: Obj) -> None:
         key = obj.key
         self.objects[key] = obj
-        for r in obj.refs:
-            self.referrers.setdefault(r, {})[key] = None
-        if obj.lifetime == "dynamic" and obj.session is not None:
-            self.by_session.setdefault(obj.session, {})[key] = None
+        if obj.refs:
+            referrers = self.referrers
+            for r in obj.refs:
+                users = referrers.get(r)
+                if users is None:
+                    referrers[r] = {key: None}
+                else:
+                    users[key] = None
+        if obj.session is not None:
+            owned = self.by_session.get(obj.session)
+            if owned is None:
+                self.by_session[obj.session] = {key: None}
+            else:
+                owned[key] = None
         self.ghosts.pop(key, None)
 
     def remove(self, key: Key) -> Obj | None:
@@ -210,9 +220,15 @@ class Store:
     def stage_add(self, txn: Txn, obj: Obj) -> None:
         key = obj.key
         txn.adds[key] = obj
-        for r in obj.refs:
-            txn.refdelta[r] = txn.refdelta.get(r, 0) + 1
-            txn.ref_added.setdefault(r, {})[key] = None
+        if obj.refs:
+            refdelta, ref_added = txn.refdelta, txn.ref_added
+            for r in obj.refs:
+                refdelta[r] = refdelta.get(r, 0) + 1
+                staged = ref_added.get(r)
+                if staged is None:
+                    ref_added[r] = {key: None}
+                else:
+                    staged[key] = None
         if obj.layer is not None:
             txn.layers.setdefault(obj.layer, obj.add_seq)
 
@@ -252,6 +268,9 @@ class Store:
             obj.restored = (rule, (del_seq, seq))
         txn.adds.clear()
         txn.dels.clear()
+        # the staged references go with the staged objects that made them
+        txn.refdelta.clear()
+        txn.ref_added.clear()
 
     def close_session(self, sid: object, seq: int) -> list[str]:
         """Delete a dynamic session's objects; returns the filter layers changed."""

@@ -21,8 +21,8 @@ LAYER = "ALE_AUTH_CONNECT_V4"
 class Bfe:
     """Just enough of a policy client to build OB traces."""
 
-    def __init__(self) -> None:
-        self.tb = TraceBuilder()
+    def __init__(self, tmp: Path | None = None) -> None:
+        self.tb = TraceBuilder(tmp)
 
     def open(self, sid: object, *, dynamic: bool = False) -> int:
         return self.tb.add("session_open", session=sid, dynamic=dynamic, txn_wait_ms=0,
@@ -340,8 +340,7 @@ def test_ob006_reference_to_an_object_added_by_another_session_is_clean() -> Non
 
 
 def test_preloaded_objects_exist_before_the_trace(tmp_path: Path) -> None:
-    b = Bfe()
-    b.tb._tmp = tmp_path
+    b = Bfe(tmp_path)
     b.open("s")
     a = b.filter("s", "F", sublayer="OLD")
     r = b.check()
@@ -375,3 +374,26 @@ def test_builtin_names() -> None:
     assert {"FWPM_SUBLAYER_UNIVERSAL", "FWPM_SUBLAYER_INSPECTION"} <= SUBLAYERS
     assert is_builtin("sublayer", "FWPM_SUBLAYER_UNIVERSAL")
     assert not is_builtin("filter", "FWPM_SUBLAYER_UNIVERSAL")
+
+
+def test_header_objects_exist_before_the_trace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A header's ``objects`` list tells the checker what existed before the trace."""
+    import json
+
+    from harness.contract.checker import check_file
+
+    lines = [
+        {"ev": "trace", "format": 1,
+         "objects": [{"type": "sublayer", "key": "acme.sublayer", "lifetime": "persistent"}]},
+        {"seq": 1, "t": 0, "ev": "session_open", "session": 1, "dynamic": False,
+         "txn_wait_ms": 0, "kernel": False, "status": "STATUS_SUCCESS"},
+        {"seq": 2, "t": 0, "ev": "object_add", "session": 1, "type": "filter", "key": "f",
+         "lifetime": "static", "layer": "ALE_AUTH_CONNECT_V4", "sublayer": "acme.sublayer",
+         "status": "STATUS_SUCCESS"},
+    ]
+    with_header = tmp_path / "with.jsonl"
+    with_header.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    without = tmp_path / "without.jsonl"
+    without.write_text("\n".join(json.dumps(x) for x in lines[1:]) + "\n")
+    assert "OB006" not in {v.rule for v in check_file(with_header).violations}
+    assert "OB006" in {v.rule for v in check_file(without).violations}

@@ -635,3 +635,53 @@ def test_realistic_dynamic_session_scenario_is_clean() -> None:
 
 def test_monitor_judges_both_families() -> None:
     assert set(BfeMonitor.RULES) == set(FAMILY)
+
+
+def test_state_is_forgotten_when_sessions_and_transactions_end() -> None:
+    """Memory follows what is open, not the length of the trace."""
+    from harness.contract.checker import Checker
+
+    checker = Checker(FAMILY)
+    [monitor] = [m for m in checker.monitors if isinstance(m, BfeMonitor)]
+    seq, t = 0, 0.0
+
+    def feed(**ev: Any) -> None:
+        nonlocal seq, t
+        seq += 1
+        t += 0.01
+        checker.feed({"seq": seq, "t": t, **ev})
+
+    for sid in range(3000):
+        feed(ev="session_open", session=sid, dynamic=sid % 2 == 0, txn_wait_ms=1000,
+             kernel=False, status=OK)
+        feed(ev="txn_begin", session=sid, read_only=False, waited_ms=0, status=OK)
+        feed(ev="object_add", session=sid, type="provider", key=f"p{sid}", status=OK)
+        feed(ev="txn_commit", session=sid, status=OK)
+        if sid % 2:
+            feed(ev="object_delete", session=sid, type="provider", key=f"p{sid}", status=OK)
+        feed(ev="session_close", session=sid)
+    result = checker.finish()
+    assert result.violations == []
+    assert not monitor._sessions and not monitor._lock.held and not monitor._lock._user
+    assert not monitor._store.objects and not monitor._store.by_session
+    assert len(monitor._lock._waits) <= 2100     # stale entries are swept as they pile up
+
+
+def test_staged_references_are_dropped_with_a_forced_abort() -> None:
+    """After a forced abort the aborted transaction's staged references are gone:
+    deleting the object they pointed at is judged without them (no crash)."""
+    from tests.support.tracebuild import TraceBuilder
+
+    tb = TraceBuilder()
+    tb.add("session_open", session=1, dynamic=False, txn_wait_ms=0, kernel=False, status="STATUS_SUCCESS")
+    tb.add("session_open", session=2, dynamic=False, txn_wait_ms=0, kernel=False, status="STATUS_SUCCESS")
+    tb.add("object_add", session=1, type="provider", key="b", lifetime="static", status="STATUS_SUCCESS")
+    tb.add("txn_begin", session=2, read_only=False, waited_ms=0, status="STATUS_SUCCESS")
+    tb.add("object_add", session=2, type="provider_context", key="ctx", provider="b",
+           lifetime="static", status="STATUS_SUCCESS")
+    tb.add("txn_forced_abort", session=2, dt=3601)
+    tb.add("object_delete", session=2, type="provider", key="b", status="FWP_E_TXN_ABORTED")
+    tb.add("txn_abort", session=2, status="STATUS_SUCCESS")
+    tb.add("object_delete", session=1, type="provider", key="b", status="STATUS_SUCCESS")
+    result = tb.check()
+    assert "OB002" not in result.rules() and "TX006" not in result.rules()
