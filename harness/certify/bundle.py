@@ -1,0 +1,281 @@
+"""Write a certification bundle: a directory and the same content as DIR.tar.gz.
+
+Layout::
+
+    DIR/
+      results.json      per scenario and target: outcome, attempts, violations
+                        with evidence seqs, seed, trace path (relative to DIR)
+      environment.json  harness, Python, dependencies, targets, VM stack, driver, seeds
+      junit.xml         pytest's own --junitxml output, or written here for certify run
+      report.html       the HTML report, its trace links relative to DIR
+      traces/           every trace, retries included
+      SHA256SUMS        sha256sum format, over every other file
+
+``certify verify`` (:mod:`harness.certify.verify`) checks all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.certify.environment import build_environment, sha256_file
+from harness.certify.verdict import OUTCOMES, RED, ErrataReport, ItemOutcome, errata_report
+from harness.errata import DEFAULT_STALE_RUNS, Errata
+from harness.errors import UsageError
+from harness.report.html import ReportItem, write_html
+
+SUMS = "SHA256SUMS"
+RESULTS = "results.json"
+ENVIRONMENT = "environment.json"
+JUNIT = "junit.xml"
+REPORT = "report.html"
+TRACES = "traces"
+#: Files every bundle has besides its traces.
+REQUIRED_FILES = (RESULTS, ENVIRONMENT, JUNIT, REPORT, SUMS)
+_BUNDLE_NAMES = frozenset({*REQUIRED_FILES, TRACES})
+
+
+@dataclass(frozen=True)
+class Bundle:
+    directory: Path
+    archive: Path
+    results: dict[str, Any]
+
+
+def archive_path(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".tar.gz")
+
+
+def check_bundle_dir(directory: Path) -> None:
+    """Raise :class:`UsageError` unless ``directory`` is absent, empty or a previous
+    bundle: a bundle never clears files it did not write."""
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise UsageError(f"bundle directory {directory}: exists and is not a directory")
+    foreign = sorted(p.name for p in directory.iterdir() if p.name not in _BUNDLE_NAMES)
+    if foreign:
+        raise UsageError(f"bundle directory {directory}: holds files a bundle does not "
+                         f"({', '.join(foreign[:3])}); choose a new or empty directory")
+
+
+def _prepare(directory: Path) -> None:
+    check_bundle_dir(directory)
+    if directory.exists():
+        shutil.rmtree(directory)
+    (directory / TRACES).mkdir(parents=True, exist_ok=True)
+
+
+def _copy_traces(directory: Path, items: Iterable[ItemOutcome]) -> dict[str, str]:
+    """Copy every trace into DIR/traces; source path -> path relative to DIR."""
+    mapping: dict[str, str] = {}
+    used: set[str] = set()
+    for item in items:
+        for source in item.traces:
+            if source in mapping:
+                continue
+            src = Path(source)
+            name = src.name
+            stem, n = name, 1
+            while name in used:
+                n += 1
+                name = f"{n}-{stem}"
+            used.add(name)
+            rel = f"{TRACES}/{name}"
+            if src.is_file():
+                shutil.copy2(src, directory / rel)
+            mapping[source] = rel
+    return mapping
+
+
+def item_json(item: ItemOutcome, traces: dict[str, str]) -> dict[str, Any]:
+    record = item.record
+    final = str(record.get("trace") or "")
+    return {
+        "id": item.item_id,
+        "nodeid": item.nodeid,
+        "scenario": item.scenario,
+        "target": item.target,
+        "os_build": item.os_build,
+        "outcome": item.outcome,
+        "seed": record.get("seed"),
+        "trace": traces.get(final, final) if final else None,
+        "attempts": [
+            {**a.as_json(), "trace": traces.get(a.trace, a.trace) if a.trace else None}
+            for a in item.attempts
+        ],
+        "failures": list(record.get("failures", [])),
+        "violations": [
+            {k: v.get(k) for k in ("rule", "party", "severity", "message", "events")}
+            for v in record.get("violations", [])
+        ],
+        "expected_violations": list(record.get("expected_violations", [])),
+        "known_issues": list(item.known_issues),
+        "message": item.message,
+        "duration_s": record.get("duration_s", 0.0),
+    }
+
+
+def results_document(
+    items: list[ItemOutcome], traces: dict[str, str], errata: dict[str, Any] | None
+) -> dict[str, Any]:
+    summary = dict.fromkeys(OUTCOMES, 0)
+    for item in items:
+        summary[item.outcome] = summary.get(item.outcome, 0) + 1
+    return {
+        "format": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "harness_version": __version__,
+        "targets": sorted({item.target for item in items}),
+        "summary": summary,
+        "ok": not any(item.outcome in RED for item in items),
+        "errata": errata,
+        "items": [item_json(item, traces) for item in items],
+    }
+
+
+def _report(directory: Path, entries: list[dict[str, Any]], vm: str) -> None:
+    from harness.trace.reader import TraceReader
+
+    rows = []
+    for entry in entries:
+        path = directory / entry["trace"] if entry["trace"] else None
+        events = None
+        if path is not None and path.is_file():
+            try:
+                events = list(TraceReader(path))
+            except Exception:  # a broken trace still gets its row
+                events = []
+        message = entry["message"] or "; ".join(entry["failures"])
+        if entry["outcome"] == "flaky":
+            tries = ", ".join(f"try {a['attempt']}: {a['outcome']}" for a in entry["attempts"])
+            message = f"flaky: passed after {len(entry['attempts']) - 1} retry(ies) ({tries})"
+        rows.append(ReportItem(
+            name=entry["scenario"], target=entry["target"], outcome=entry["outcome"],
+            violations=entry["violations"], seed=entry["seed"],
+            duration_s=float(entry.get("duration_s") or 0.0), trace_path=entry["trace"],
+            message=message, events=events, expected_rules=entry["expected_violations"],
+        ))
+    write_html(directory / REPORT, rows, title="callout-harness certification run",
+               target=vm)
+
+
+# -- JUnit for runs made without pytest -----------------------------------------
+
+def write_junit(path: Path, entries: list[dict[str, Any]], suite: str = "callout-harness"
+                ) -> Path:
+    """JUnit XML with the properties the pytest plugin records for each item."""
+    failures = sum(1 for e in entries if e["outcome"] == "failed")
+    errors = sum(1 for e in entries if e["outcome"] == "error")
+    skipped = sum(1 for e in entries if e["outcome"] == "skipped")
+    took = sum(float(e.get("duration_s") or 0.0) for e in entries)
+    suites = ET.Element("testsuites")
+    ts = ET.SubElement(suites, "testsuite", name=suite, tests=str(len(entries)),
+                       failures=str(failures), errors=str(errors), skipped=str(skipped),
+                       time=f"{took:.3f}")
+    for e in entries:
+        case = ET.SubElement(ts, "testcase", classname=f"scenarios.{e['scenario']}",
+                             name=e["id"], time=f"{float(e.get('duration_s') or 0.0):.3f}")
+        props = ET.SubElement(case, "properties")
+        rules = ",".join(sorted({v["rule"] for v in e["violations"]}))
+        for key, value in (("target", e["target"]), ("seed", e["seed"]), ("trace", e["trace"]),
+                           ("rules", rules), ("attempts", len(e["attempts"]) or 1),
+                           ("harness_outcome", e["outcome"])):
+            ET.SubElement(props, "property", name=key, value=str(value))
+        text = "\n".join(e["failures"])
+        if e["outcome"] == "failed":
+            fail = ET.SubElement(case, "failure", message=(e["message"] or text)[:500])
+            fail.text = text
+        elif e["outcome"] == "error":
+            ET.SubElement(case, "error", message=e["message"][:500]).text = e["message"]
+        elif e["outcome"] == "skipped":
+            ET.SubElement(case, "skipped", message=e["message"][:500])
+        elif e["outcome"] == "known":
+            ET.SubElement(case, "system-out").text = e["message"]
+    ET.indent(suites)
+    ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+    return path
+
+
+# -- sums and archive ----------------------------------------------------------
+
+def bundle_files(directory: Path) -> list[str]:
+    """Every regular file under ``directory`` but SHA256SUMS, as sorted posix paths."""
+    return sorted(
+        p.relative_to(directory).as_posix()
+        for p in directory.rglob("*")
+        if p.is_file() and p.relative_to(directory).as_posix() != SUMS
+    )
+
+
+def write_sums(directory: Path) -> Path:
+    lines = [f"{sha256_file(directory / rel)}  {rel}\n" for rel in bundle_files(directory)]
+    out = directory / SUMS
+    out.write_text("".join(lines), encoding="utf-8")
+    return out
+
+
+def write_archive(directory: Path) -> Path:
+    out = archive_path(directory)
+    with tarfile.open(out, "w:gz") as tar:
+        for rel in [*bundle_files(directory), SUMS]:
+            tar.add(directory / rel, arcname=f"{directory.name}/{rel}", recursive=False)
+    return out
+
+
+def write_bundle(
+    directory: Path,
+    items: list[ItemOutcome],
+    environment: dict[str, Any],
+    *,
+    junit: Path | None = None,
+    errata: dict[str, Any] | None = None,
+    vm: str = "sim",
+) -> Bundle:
+    """Write the bundle directory, its SHA256SUMS and DIR.tar.gz."""
+    directory = Path(directory)
+    # pytest may have written its JUnit XML inside the directory about to be cleared.
+    junit_xml = junit.read_bytes() if junit is not None and junit.is_file() else None
+    _prepare(directory)
+    traces = _copy_traces(directory, items)
+    results = results_document(items, traces, errata)
+    (directory / RESULTS).write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (directory / ENVIRONMENT).write_text(json.dumps(environment, indent=1), encoding="utf-8")
+    if junit_xml is not None:
+        (directory / JUNIT).write_bytes(junit_xml)
+    else:
+        write_junit(directory / JUNIT, results["items"])
+    _report(directory, results["items"], vm)
+    write_sums(directory)
+    return Bundle(directory, write_archive(directory), results)
+
+
+def finish_bundle(
+    directory: Path,
+    items: list[ItemOutcome],
+    *,
+    vm: str,
+    driver: Path | None,
+    root: Path,
+    errata: Errata | None = None,
+    junit: Path | None = None,
+    history: Path | None = None,
+    stale_runs: int = DEFAULT_STALE_RUNS,
+    command: list[str] | dict[str, Any] | None = None,
+) -> tuple[Bundle, ErrataReport]:
+    """Write the bundle of a finished run; returns it and the errata report."""
+    report = errata_report(errata, items, history=history, stale_runs=stale_runs)
+    environment = build_environment(items, vm=vm, driver=driver, root=root, command=command,
+                                    errata=errata.path if errata else None)
+    bundle = write_bundle(directory, items, environment, junit=junit, errata=report.section,
+                          vm=vm)
+    return bundle, report

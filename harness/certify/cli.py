@@ -1,0 +1,174 @@
+"""``callout-harness certify``: build a certification bundle without pytest, or verify one.
+
+``certify run`` takes the options of ``run`` (the same session, the same
+scenario selection) plus the bundle directory, errata and retries;
+``certify verify DIR|ARCHIVE`` prints one line per problem and exits 0 when
+the bundle is whole, 1 when something is missing or changed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.certify.verdict import RED, Attempt, ItemOutcome, run_with_retries
+from harness.errata import DEFAULT_STALE_RUNS, load_errata
+from harness.errors import BundleError, HarnessError, UsageError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def add_ci_arguments(p: argparse.ArgumentParser) -> None:
+    """Errata and retry options, shared with any command that judges a run."""
+    p.add_argument("--errata", metavar="FILE", default=None,
+                   help="known-issues file: failures its live entries match are 'known'")
+    p.add_argument("--errata-stale-runs", type=_count, default=DEFAULT_STALE_RUNS, metavar="N",
+                   help="report an entry that matched nothing in N consecutive runs "
+                        f"(default {DEFAULT_STALE_RUNS})")
+    p.add_argument("--errata-history", "--history", dest="history", metavar="FILE", default=None,
+                   help="history file (callout-harness history add) used to count stale "
+                        "errata entries")
+    p.add_argument("--retries", "--harness-retries", dest="retries", type=_count, default=0,
+                   metavar="N", help="run a failed scenario up to N more times; a later "
+                                     "pass is reported as flaky")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from harness.commands import run as runner_cli
+
+    sub = parser.add_subparsers(dest="certify_command", metavar="ACTION", required=True)
+    run_p = sub.add_parser("run", conflict_handler="resolve",
+                           help="run scenarios and write a certification bundle")
+    runner_cli.add_arguments(run_p)
+    run_p.add_argument("--out", required=True, metavar="DIR",
+                       help="the bundle directory; DIR.tar.gz is written next to it")
+    run_p.add_argument("--driver", metavar="MANIFEST", default=None,
+                       help="driver manifest (drivers/NAME/driver.toml) to deploy and hash")
+    add_ci_arguments(run_p)
+    run_p.set_defaults(certify_func=run_certify)
+    verify_p = sub.add_parser("verify", help="check a bundle's sums and completeness")
+    verify_p.add_argument("bundle", metavar="DIR|ARCHIVE")
+    verify_p.set_defaults(certify_func=run_verify)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args.certify_func(args))
+
+
+# -- certify verify ------------------------------------------------------------
+
+def run_verify(args: argparse.Namespace) -> int:
+    from harness.certify.verify import verify
+
+    try:
+        found = verify(args.bundle)
+    except BundleError as exc:
+        print(f"callout-harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for problem in found.problems:
+        print(problem)
+    if found.problems:
+        print(f"{found.bundle}: {len(found.problems)} problem(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"{found.bundle}: OK ({found.checked} files match SHA256SUMS)")
+    return EXIT_OK
+
+
+# -- certify run ---------------------------------------------------------------
+
+def _scenarios(args: argparse.Namespace) -> list[Any]:
+    from harness.scenario.loader import load_catalog, load_scenario, select
+
+    if args.scenario.endswith(".toml"):
+        return [load_scenario(args.scenario)]
+    return select(load_catalog(args.scenarios_dir), args.scenario)
+
+
+def _run_one(session: Any, scenario: Any, args: argparse.Namespace) -> tuple[Any, int]:
+    if args.explore:
+        from harness.scenario.explore import explore
+
+        return explore(session, scenario, args.explore).result, 1
+    return run_with_retries(session, scenario, args.retries)
+
+
+def run_certify(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from harness.certify.bundle import finish_bundle
+    from harness.certify.verdict import judge_item, read_attempts
+    from harness.scenario.failure import result_record
+    from harness.session import HarnessSession, SessionOptions
+
+    if args.seed is not None and args.seed < 0:
+        raise UsageError("--seed takes a number >= 0")
+    errata = load_errata(args.errata) if args.errata else None
+    scenarios = _scenarios(args)
+    bundle_dir = Path(args.out).resolve()
+    items: list[ItemOutcome] = []
+    with tempfile.TemporaryDirectory(prefix="certify-") as work:
+        options = SessionOptions(
+            vm=args.vm, callout=args.callout, seed=args.seed, out_dir=Path(work),
+            faults=tuple(args.engine_fault), explore=args.explore, retries=args.retries,
+            driver=Path(args.driver) if args.driver else None,
+            search_dirs=(Path(args.fixtures),),
+        )
+        session = HarnessSession(options)
+        try:
+            for n, scenario in enumerate(scenarios, 1):
+                print(f"[{n}/{len(scenarios)}] {scenario.name} ...", end="", flush=True,
+                      file=sys.stderr)
+                try:
+                    result, _tries = _run_one(session, scenario, args)
+                except HarnessError as exc:
+                    print(f" error: {exc}", file=sys.stderr)
+                    items.append(_error_item(scenario, args, session, exc))
+                    continue
+                record = result_record(result)
+                attempts, os_build = read_attempts(result.run.trace_path)
+                item = judge_item(record, attempts, os_build=os_build, errata=errata)
+                items.append(item)
+                print(f" {item.outcome}", file=sys.stderr)
+                if item.message:
+                    print(f"      {item.message}", file=sys.stderr)
+        finally:
+            session.close()
+        bundle, report = finish_bundle(
+            bundle_dir, items, vm=args.vm, driver=options.driver, root=Path.cwd(),
+            errata=errata, history=Path(args.history) if args.history else None,
+            stale_runs=args.errata_stale_runs, command=_command(args),
+        )
+    for stale in report.stale:
+        print(stale.describe())
+    summary = ", ".join(f"{n} {k}" for k, n in bundle.results["summary"].items() if n)
+    print(f"{summary or 'no items'}; bundle {bundle.directory} and {bundle.archive.name}")
+    return EXIT_PROBLEMS if any(item.outcome in RED for item in items) else EXIT_OK
+
+
+def _command(args: argparse.Namespace) -> dict[str, Any]:
+    """The command and its effective options (argv may not be this command's own)."""
+    options = {k: v for k, v in sorted(vars(args).items())
+               if not callable(v) and k != "certify_command"}
+    return {"command": "callout-harness certify run", "options": options}
+
+
+def _error_item(scenario: Any, args: argparse.Namespace, session: Any,
+                exc: HarnessError) -> ItemOutcome:
+    seed = session.seed_for(scenario)
+    message = f"{type(exc).__name__}: {exc}"
+    record = {"scenario": scenario.name, "target": args.vm, "seed": seed, "outcome": "error",
+              "failures": [message], "violations": [], "expected_violations": [],
+              "trace": "", "duration_s": 0.0}
+    return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))], message=message)

@@ -1,0 +1,268 @@
+"""The nightly-CI half of the pytest plugin: certification bundles, errata, retries.
+
+Loaded by :mod:`harness.plugin` (``pytest_plugins``). Options join the same
+"callout-harness" group:
+
+- ``--certify DIR``: at the end of the run, write DIR (JUnit XML, results.json,
+  every trace, the HTML report, environment.json, SHA256SUMS) and DIR.tar.gz;
+- ``--errata FILE``: failures matched by live known-issue entries are reported
+  as ``known`` (not green, not red); an expired entry turns them red again;
+- ``--harness-retries N``: a failed scenario runs up to N more times, and a
+  later pass is ``flaky``, never a plain pass;
+- ``--errata-stale-runs N`` and ``--errata-history FILE``: report entries that
+  matched nothing in N consecutive runs.
+
+Under xdist, items are judged on the workers (where they run) and the bundle
+is written by the controller only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.certify.verdict import (
+    Attempt,
+    ItemOutcome,
+    default_os_build,
+    errata_report,
+    judge_item,
+    read_attempts,
+    run_with_retries,
+)
+from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, load_errata
+from harness.errors import HarnessError
+
+__all__ = ["run_with_retries"]
+
+_STATE_KEY = pytest.StashKey["CiRun"]()
+#: user_properties this plugin adds to a scenario item's report.
+OUTCOME_PROP, KNOWN_PROP, MESSAGE_PROP = "harness_outcome", "known_issues", "harness_message"
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise pytest.UsageError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _runs(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise pytest.UsageError("--errata-stale-runs takes a number >= 1")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("callout-harness", "WFP callout driver scenarios")
+    group.addoption("--certify", dest="harness_certify", metavar="DIR", default=None,
+                    help="write a certification bundle to DIR and DIR.tar.gz (JUnit XML, "
+                         "results.json, traces, report, environment.json, SHA256SUMS)")
+    group.addoption("--errata", dest="harness_errata", metavar="FILE", default=None,
+                    help="known-issues file: failures matched by live entries are 'known'")
+    group.addoption("--harness-retries", dest="harness_retries", metavar="N", default=0,
+                    type=_count,
+                    help="run a failed scenario up to N more times; a later pass is 'flaky'")
+    group.addoption("--errata-stale-runs", dest="harness_errata_stale_runs", metavar="N",
+                    default=DEFAULT_STALE_RUNS, type=_runs,
+                    help="report errata entries that matched nothing in N consecutive runs "
+                         f"(default {DEFAULT_STALE_RUNS}; counted with --errata-history)")
+    group.addoption("--errata-history", dest="harness_errata_history", metavar="FILE",
+                    default=None,
+                    help="history file (callout-harness history add) to count stale entries")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: --junitxml must be set before pytest's junitxml plugin configures.
+    errata = None
+    path = config.getoption("harness_errata", None)
+    if path:
+        try:
+            errata = load_errata(path)
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    certify = config.getoption("harness_certify", None)
+    bundle = Path(certify).resolve() if certify else None
+    junit = None
+    if bundle is not None and not _is_worker(config):
+        from harness.certify.bundle import JUNIT, check_bundle_dir
+
+        try:
+            check_bundle_dir(bundle)
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(bundle / JUNIT)
+        junit = Path(config.option.xmlpath).resolve()
+    state = CiRun(config, errata, bundle, junit)
+    config.stash[_STATE_KEY] = state
+    config.pluginmanager.register(state, "callout-harness-ci")
+
+
+# -- judging an item -------------------------------------------------------------
+
+def judge_report(report: pytest.TestReport, errata: Errata | None) -> None:
+    """Turn a scenario item's call report into known / flaky / red-with-reason."""
+    props = dict(report.user_properties)
+    result_file = props.get("harness_result")
+    if report.when != "call" or not result_file:
+        return
+    try:
+        record = json.loads(Path(str(result_file)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(record, dict) or "trace" not in record:
+        return
+    attempts, os_build = read_attempts(record["trace"])
+    item = judge_item(record, attempts, os_build=os_build, errata=errata,
+                      nodeid=report.nodeid)
+    if report.failed and item.outcome == "known":
+        report.sections.append(("known issue", f"{item.message}\n\n{report.longreprtext}"))
+        report.outcome = "passed"
+        report.longrepr = None
+    elif report.failed and item.message:
+        report.longrepr = f"{item.message}\n{report.longreprtext}"
+    outcome = item.outcome if report.outcome == "passed" else report.outcome
+    report.user_properties.append((OUTCOME_PROP, outcome))
+    if item.known_issues:
+        report.user_properties.append((KNOWN_PROP, json.dumps(item.known_issues)))
+    if item.message:
+        report.user_properties.append((MESSAGE_PROP, item.message))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    state = item.config.stash.get(_STATE_KEY, None)
+    before = len(report.user_properties)
+    judge_report(report, state.errata if state else None)
+    # Also on the item, so pytest's JUnit XML (written from the teardown report) has them.
+    item.user_properties.extend(report.user_properties[before:])
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    if report.when != "call":
+        return None
+    kind = dict(report.user_properties).get(OUTCOME_PROP)
+    if kind == "known":
+        return "known", "K", ("KNOWN", {"yellow": True})
+    if kind == "flaky":
+        return "flaky", "~", ("FLAKY", {"purple": True})
+    return None
+
+
+# -- the run's end: the bundle (controller only) -----------------------------------
+
+def item_from_props(nodeid: str, props: dict[str, Any], vm: str) -> ItemOutcome:
+    """The bundle's view of an item, from its report's properties and files."""
+    outcome = str(props.get(OUTCOME_PROP) or props["outcome"])
+    result_file = props.get("harness_result")
+    record: dict[str, Any] | None = None
+    if result_file:
+        try:
+            record = json.loads(Path(str(result_file)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = None
+    if record is None:  # the harness could not run it: an error, with its text
+        name = nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
+        text = str(props.get("text", ""))
+        record = {"scenario": name, "target": props.get("target", vm), "seed": None,
+                  "failures": [text.splitlines()[0] if text else "error"], "violations": [],
+                  "expected_violations": [], "trace": "", "duration_s": 0.0}
+        return ItemOutcome(record, "error", [Attempt(0, "error", "")], message=text,
+                           nodeid=nodeid)
+    attempts, os_build = read_attempts(record["trace"])
+    known = [str(k) for k in json.loads(str(props.get(KNOWN_PROP) or "[]"))]
+    return ItemOutcome(record, outcome, attempts, os_build or default_os_build(record["target"]),
+                       known, str(props.get(MESSAGE_PROP, "")), nodeid)
+
+
+class CiRun:
+    """One pytest run's errata, bundle directory and scenario reports (a plugin object)."""
+
+    def __init__(self, config: pytest.Config, errata: Errata | None, certify: Path | None,
+                 junit: Path | None) -> None:
+        self.config = config
+        self.errata = errata
+        self.certify = certify
+        self.junit = junit
+        self.entries: list[tuple[str, dict[str, Any]]] = []
+        self.bundle: Any = None
+        self.stale: list[StaleEntry] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        props = dict(report.user_properties)
+        if "harness_result" in props or "harness_scenario" in report.keywords:
+            self.entries.append((report.nodeid, {**props, "outcome": report.outcome,
+                                                 "text": report.longreprtext}))
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, None]:
+        # After every plain sessionfinish (pytest's JUnit XML is written by then) and
+        # before the terminal summary, which says where the bundle went.
+        yield
+        if _is_worker(self.config) or (self.certify is None and self.errata is None):
+            return
+        config = self.config
+        vm = config.getoption("harness_vm") or config.getini("harness_vm")
+        items = [item_from_props(nodeid, props, vm) for nodeid, props in sorted(self.entries)]
+        history_opt = config.getoption("harness_errata_history", None)
+        history = Path(history_opt) if history_opt else None
+        runs = config.getoption("harness_errata_stale_runs", DEFAULT_STALE_RUNS)
+        if self.certify is None:
+            self.stale = errata_report(self.errata, items, stale_runs=runs,
+                                       history=history).stale
+            return
+        from harness.certify.bundle import finish_bundle
+
+        driver = config.getoption("harness_driver", None)
+        self.bundle, report = finish_bundle(
+            self.certify, items, vm=vm, driver=Path(driver) if driver else None,
+            root=Path(config.rootpath), errata=self.errata, junit=self.junit,
+            history=history, stale_runs=runs,
+            command=["pytest", *config.invocation_params.args],
+        )
+        self.stale = report.stale
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if _is_worker(self.config):
+            return
+        tr = terminalreporter
+        known = tr.stats.get("known", [])
+        flaky = tr.stats.get("flaky", [])
+        if known or flaky or self.stale:
+            tr.write_sep("=", "callout-harness: known issues, flaky items, stale errata")
+        for report in known:
+            message = dict(report.user_properties).get(MESSAGE_PROP, "")
+            tr.write_line(f"KNOWN {report.nodeid}: {message}")
+        for report in flaky:
+            tries = int(dict(report.user_properties).get("attempts", 2))
+            tr.write_line(f"FLAKY {report.nodeid}: passed on attempt {tries} after "
+                          f"{tries - 1} failed attempt(s)")
+        for stale in self.stale:
+            tr.write_line(stale.describe())
+        if self.bundle is not None:
+            tr.write_line(f"callout-harness certification bundle: {self.bundle.directory} "
+                          f"({self.bundle.archive.name})")
