@@ -40,7 +40,9 @@ class Condition:
 class BfeObject:
     """What every management object has: its type, key, lifetime and owner."""
 
-    type: ObjectType
+    # Fixed by each subclass and not a constructor argument: a default on an
+    # inherited leading field would otherwise forbid the required ``key``.
+    type: ObjectType = field(init=False, default="provider")
     key: str
     lifetime: Lifetime = "static"
     session: int | None = None
@@ -49,19 +51,19 @@ class BfeObject:
 
 @dataclass(frozen=True)
 class Provider(BfeObject):
-    type: ObjectType = "provider"
+    type: ObjectType = field(init=False, default="provider")
     service_name: str | None = None
 
 
 @dataclass(frozen=True)
 class ProviderContext(BfeObject):
-    type: ObjectType = "provider_context"
+    type: ObjectType = field(init=False, default="provider_context")
     data: str = ""
 
 
 @dataclass(frozen=True)
 class Sublayer(BfeObject):
-    type: ObjectType = "sublayer"
+    type: ObjectType = field(init=False, default="sublayer")
     weight: int = 0
 
 
@@ -69,14 +71,14 @@ class Sublayer(BfeObject):
 class CalloutObject(BfeObject):
     """An FWPM callout: the management-side object naming a run-time callout key."""
 
-    type: ObjectType = "callout"
+    type: ObjectType = field(init=False, default="callout")
     layer: str = ""
     context: str | None = None
 
 
 @dataclass(frozen=True)
 class Filter(BfeObject):
-    type: ObjectType = "filter"
+    type: ObjectType = field(init=False, default="filter")
     layer: str = ""
     sublayer: str = "FWPM_SUBLAYER_UNIVERSAL"
     weight: int = 0

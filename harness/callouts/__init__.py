@@ -1,0 +1,1 @@
+"""Python callouts for the engine model: the reference callout and its mutants."""
