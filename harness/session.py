@@ -15,7 +15,7 @@ from harness.errors import UsageError
 from harness.report.html import ReportItem, write_html
 from harness.scenario.evaluate import ScenarioResult, evaluate
 from harness.scenario.model import Scenario
-from harness.targets.base import Target, trace_name
+from harness.targets.base import Target
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,7 @@ class HarnessSession:
         out = self.options.out_dir / "traces"
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        run = self.target.run(scenario, seed=seed, out_dir=out)
-        expected = out / trace_name(scenario, self.target_name, seed, attempt)
-        if attempt and run.trace_path != expected and run.trace_path.exists():
-            run.trace_path = run.trace_path.replace(expected)
+        run = self.target.run(scenario, seed=seed, out_dir=out, attempt=attempt)
         result = evaluate(scenario, run)
         result.run.meta.setdefault("duration_s", time.perf_counter() - started)
         self.results.append(result)

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.certify.verdict import RED, Attempt, ItemOutcome, run_with_retries
+from harness.certify.verdict import RED
 from harness.errata import DEFAULT_STALE_RUNS, load_errata
-from harness.errors import BundleError, HarnessError, UsageError
+from harness.errors import BundleError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -54,9 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runner_cli.add_arguments(run_p)
     run_p.add_argument("--out", required=True, metavar="DIR",
                        help="the bundle directory; DIR.tar.gz is written next to it")
-    run_p.add_argument("--driver", metavar="MANIFEST", default=None,
-                       help="driver manifest (drivers/NAME/driver.toml) to deploy and hash")
-    add_ci_arguments(run_p)
     run_p.set_defaults(certify_func=run_certify)
     verify_p = sub.add_parser("verify", help="check a bundle's sums and completeness")
     verify_p.add_argument("bundle", metavar="DIR|ARCHIVE")
@@ -88,73 +85,28 @@ def run_verify(args: argparse.Namespace) -> int:
 
 # -- certify run ---------------------------------------------------------------
 
-def _scenarios(args: argparse.Namespace) -> list[Any]:
-    from harness.scenario.loader import load_catalog, load_scenario, select
-
-    if args.scenario.endswith(".toml"):
-        return [load_scenario(args.scenario)]
-    return select(load_catalog(args.scenarios_dir), args.scenario)
-
-
-def _run_one(session: Any, scenario: Any, args: argparse.Namespace) -> tuple[Any, int]:
-    if args.explore:
-        from harness.scenario.explore import explore
-
-        return explore(session, scenario, args.explore).result, 1
-    return run_with_retries(session, scenario, args.retries)
-
-
 def run_certify(args: argparse.Namespace) -> int:
+    """``run`` into a work directory, then the bundle from its items."""
     import tempfile
 
     from harness.certify.bundle import finish_bundle
-    from harness.certify.verdict import judge_item, read_attempts
-    from harness.scenario.failure import result_record
-    from harness.session import HarnessSession, SessionOptions
+    from harness.commands.run import execute
 
-    if args.seed is not None and args.seed < 0:
-        raise UsageError("--seed takes a number >= 0")
-    errata = load_errata(args.errata) if args.errata else None
-    scenarios = _scenarios(args)
     bundle_dir = Path(args.out).resolve()
-    items: list[ItemOutcome] = []
+    errata = load_errata(args.errata) if args.errata else None
     with tempfile.TemporaryDirectory(prefix="certify-") as work:
-        options = SessionOptions(
-            vm=args.vm, callout=args.callout, seed=args.seed, out_dir=Path(work),
-            faults=tuple(args.engine_fault), explore=args.explore, retries=args.retries,
-            driver=Path(args.driver) if args.driver else None,
-            search_dirs=(Path(args.fixtures),),
-        )
-        session = HarnessSession(options)
-        try:
-            for n, scenario in enumerate(scenarios, 1):
-                print(f"[{n}/{len(scenarios)}] {scenario.name} ...", end="", flush=True,
-                      file=sys.stderr)
-                try:
-                    result, _tries = _run_one(session, scenario, args)
-                except HarnessError as exc:
-                    print(f" error: {exc}", file=sys.stderr)
-                    items.append(_error_item(scenario, args, session, exc))
-                    continue
-                record = result_record(result)
-                attempts, os_build = read_attempts(result.run.trace_path)
-                item = judge_item(record, attempts, os_build=os_build, errata=errata)
-                items.append(item)
-                print(f" {item.outcome}", file=sys.stderr)
-                if item.message:
-                    print(f"      {item.message}", file=sys.stderr)
-        finally:
-            session.close()
+        summary = execute(args, Path(work))
         bundle, report = finish_bundle(
-            bundle_dir, items, vm=args.vm, driver=options.driver, root=Path.cwd(),
+            bundle_dir, summary.items, vm=args.vm,
+            driver=Path(args.driver) if args.driver else None, root=Path.cwd(),
             errata=errata, history=Path(args.history) if args.history else None,
             stale_runs=args.errata_stale_runs, command=_command(args),
         )
     for stale in report.stale:
         print(stale.describe())
-    summary = ", ".join(f"{n} {k}" for k, n in bundle.results["summary"].items() if n)
-    print(f"{summary or 'no items'}; bundle {bundle.directory} and {bundle.archive.name}")
-    return EXIT_PROBLEMS if any(item.outcome in RED for item in items) else EXIT_OK
+    counts = ", ".join(f"{n} {k}" for k, n in bundle.results["summary"].items() if n)
+    print(f"{counts or 'no items'}; bundle {bundle.directory} and {bundle.archive.name}")
+    return EXIT_PROBLEMS if any(item.outcome in RED for item in summary.items) else EXIT_OK
 
 
 def _command(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,13 +114,3 @@ def _command(args: argparse.Namespace) -> dict[str, Any]:
     options = {k: v for k, v in sorted(vars(args).items())
                if not callable(v) and k != "certify_command"}
     return {"command": "callout-harness certify run", "options": options}
-
-
-def _error_item(scenario: Any, args: argparse.Namespace, session: Any,
-                exc: HarnessError) -> ItemOutcome:
-    seed = session.seed_for(scenario)
-    message = f"{type(exc).__name__}: {exc}"
-    record = {"scenario": scenario.name, "target": args.vm, "seed": seed, "outcome": "error",
-              "failures": [message], "violations": [], "expected_violations": [],
-              "trace": "", "duration_s": 0.0}
-    return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))], message=message)

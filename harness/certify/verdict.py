@@ -68,26 +68,12 @@ def run_with_retries(
                                 tuple(result.failures)))
         if not result.failures or len(attempts) > retries:
             break
-        result = _retry(session, scenario, len(attempts), Path(attempts[0].trace))
+        result = session.run(scenario, attempt=len(attempts))
     os_build = result.run.meta.get("os_build")
     data = {"attempts": [a.as_json() for a in attempts],
             "os_build": str(os_build) if os_build else None}
     attempts_file(result.run.trace_path).write_text(json.dumps(data, indent=1), "utf-8")
     return result, len(attempts)
-
-
-def _retry(session: HarnessSession, scenario: Scenario, attempt: int, first: Path
-           ) -> ScenarioResult:
-    # A target writes every run under the first attempt's name and the session
-    # renames retries afterwards, so the first trace is set aside meanwhile.
-    held = first.with_name(first.name + ".held")
-    if first.exists():
-        first.replace(held)
-    try:
-        return session.run(scenario, attempt=attempt)
-    finally:
-        if held.exists():
-            held.replace(first)
 
 
 def read_attempts(trace: str | Path) -> tuple[list[Attempt], str | None]:

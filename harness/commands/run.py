@@ -1,8 +1,10 @@
 """``callout-harness run``: run scenarios without writing tests.
 
 Shows progress, prints a summary table (scenario, result, violations),
-writes every trace and the HTML report, and exits like ``check``: 0 all
-passed, 1 a scenario failed, 2 bad input or usage.
+writes every trace and the HTML report, and exits like ``check``: 0 when
+nothing is red (failed or error; known issues and flaky passes are not red),
+1 otherwise, 2 for bad input or usage. ``certify run`` is this same loop
+followed by a certification bundle.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import UsageError
+from harness.certify.cli import add_ci_arguments
+from harness.certify.verdict import RED, Attempt, ItemOutcome, judge_item, read_attempts
+from harness.errata import Errata, load_errata
+from harness.errors import HarnessError, UsageError
+from harness.report.html import ReportItem
+from harness.scenario.failure import item_from_record, result_record
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
-from harness.session import HarnessSession, SessionOptions, report_item, write_report
+from harness.session import HarnessSession, SessionOptions, write_report
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,69 +45,120 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where traces and report.html go (default: harness-out)")
     p.add_argument("--fixtures", default="fixtures", metavar="DIR",
                    help="where VM profiles are found (default: fixtures)")
+    p.add_argument("--driver", metavar="MANIFEST", default=None,
+                   help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
+    add_ci_arguments(p)
 
 
-def _scenarios(spec: str, directory: str) -> list[Scenario]:
-    if spec.endswith(".toml"):
-        return [load_scenario(spec)]
-    return select(load_catalog(directory), spec)
+@dataclass
+class RunSummary:
+    """What a run of the catalog produced, item by item."""
+
+    items: list[ItemOutcome] = field(default_factory=list)
+    report: list[ReportItem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def red(self) -> int:
+        return sum(1 for i in self.items if i.outcome in RED)
 
 
-def run(args: argparse.Namespace) -> int:
+def scenarios_for(args: argparse.Namespace) -> list[Scenario]:
+    if args.scenario.endswith(".toml"):
+        return [load_scenario(args.scenario)]
+    return select(load_catalog(args.scenarios_dir), args.scenario)
+
+
+def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
+    """Run the chosen scenarios, judge each (errata, retries), print progress."""
     if args.seed is not None and args.seed < 0:
         raise UsageError("--seed takes a number >= 0")
     if args.explore < 0:
         raise UsageError("--explore takes a number >= 0")
-    scenarios = _scenarios(args.scenario, args.scenarios_dir)
+    errata: Errata | None = load_errata(args.errata) if args.errata else None
+    scenarios = scenarios_for(args)
     options = SessionOptions(
-        vm=args.vm, callout=args.callout, seed=args.seed, out_dir=Path(args.out),
-        faults=tuple(args.engine_fault), explore=args.explore,
+        vm=args.vm, callout=args.callout, seed=args.seed, out_dir=out_dir,
+        faults=tuple(args.engine_fault), explore=args.explore, retries=args.retries,
+        driver=Path(args.driver) if args.driver else None,
         search_dirs=(Path(args.fixtures),),
     )
     session = HarnessSession(options)
-    rows: list[tuple[str, str, str, float]] = []
-    items = []
+    _ = session.target  # a bad --vm, --callout or --engine-fault stops here, before any run
+    summary = RunSummary()
     started = time.perf_counter()
     width = len(str(len(scenarios)))
     try:
         for n, scenario in enumerate(scenarios, 1):
-            t0 = time.perf_counter()
             print(f"[{n:>{width}}/{len(scenarios)}] {scenario.name} ...", end="", flush=True,
                   file=sys.stderr)
-            extra = ""
-            if args.explore:
-                from harness.scenario.explore import explore
-
-                found = explore(session, scenario, args.explore)
-                result = found.result
-                extra = found.describe()
-            else:
-                result = session.run(scenario)
-            took = time.perf_counter() - t0
-            print(f" {result.outcome} ({took:.2f} s)", file=sys.stderr)
-            if result.failures:
-                for failure in result.failures:
-                    print(f"      {failure}", file=sys.stderr)
-            if extra:
-                print(extra.strip("\n"), file=sys.stderr)
-            rules = " ".join(sorted({v.rule for v in result.check.violations})) or "-"
-            rows.append((scenario.name, result.outcome, rules, took))
-            items.append(report_item(result))
+            t0 = time.perf_counter()
+            item = _run_one(session, scenario, args, errata, summary)
+            print(f" {item.outcome} ({time.perf_counter() - t0:.2f} s)", file=sys.stderr)
+            for failure in item.record.get("failures", []):
+                print(f"      {failure}", file=sys.stderr)
+            if item.message:
+                print(f"      {item.message}", file=sys.stderr)
+            summary.items.append(item)
     finally:
         session.close()
-    report = write_report(Path(args.out) / "report.html", items, target=args.vm,
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespace,
+             errata: Errata | None, summary: RunSummary) -> ItemOutcome:
+    from harness.certify.verdict import run_with_retries
+
+    try:
+        if args.explore:
+            from harness.scenario.explore import explore
+
+            found = explore(session, scenario, args.explore)
+            result = found.result
+            print(found.describe(), end="", file=sys.stderr)
+        else:
+            result, _ = run_with_retries(session, scenario, args.retries)
+    except UsageError:
+        raise
+    except HarnessError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        record = {"scenario": scenario.name, "target": args.vm,
+                  "seed": session.seed_for(scenario), "outcome": "error",
+                  "failures": [message], "violations": [], "expected_violations": [],
+                  "trace": "", "duration_s": 0.0}
+        summary.report.append(item_from_record(record, "error"))
+        return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))])
+    record = result_record(result)
+    attempts, os_build = read_attempts(result.run.trace_path)
+    item = judge_item(record, attempts, os_build=os_build, errata=errata)
+    summary.report.append(item_from_record(record, item.outcome))
+    return item
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    summary = execute(args, out)
+    report = write_report(out / "report.html", summary.report, target=args.vm,
                           callout=args.callout if args.vm == "sim" else None)
-    _table(rows)
-    failed = sum(1 for r in rows if r[1] != "passed")
-    took = time.perf_counter() - started
-    print(f"\n{len(rows) - failed} passed, {failed} failed in {took:.2f} s; "
-          f"traces and report in {args.out}/ ({report.name})")
+    _table(summary.items)
+    counts: dict[str, int] = {}
+    for item in summary.items:
+        counts[item.outcome] = counts.get(item.outcome, 0) + 1
+    passed = counts.pop("passed", 0)
+    failed = summary.red
+    counts.pop("failed", None)
+    counts.pop("error", None)
+    extra = "".join(f", {n} {k}" for k, n in sorted(counts.items()))
+    print(f"\n{passed} passed, {failed} failed{extra} in {summary.seconds:.2f} s; "
+          f"traces and report in {out}/ ({report.name})")
     return 1 if failed else 0
 
 
-def _table(rows: list[tuple[str, str, str, float]]) -> None:
-    name_w = max([len("scenario")] + [len(r[0]) for r in rows])
+def _table(items: list[ItemOutcome]) -> None:
+    name_w = max([len("scenario")] + [len(str(i.record["scenario"])) for i in items])
     print(f"\n{'scenario':<{name_w}}  {'result':<7}  violations")
     print(f"{'-' * name_w}  {'-' * 7}  {'-' * 10}")
-    for name, outcome, rules, _took in rows:
-        print(f"{name:<{name_w}}  {outcome:<7}  {rules}")
+    for item in items:
+        rules = " ".join(sorted({str(v["rule"]) for v in item.record.get("violations", [])}))
+        print(f"{item.record['scenario']:<{name_w}}  {item.outcome:<7}  {rules or '-'}")

@@ -41,8 +41,11 @@ class Target(Protocol):
 
     name: str
 
-    def run(self, scenario: Scenario, *, seed: int, out_dir: Path) -> RunOutput:
-        """Run ``scenario`` once, writing its trace under ``out_dir``."""
+    def run(
+        self, scenario: Scenario, *, seed: int, out_dir: Path, attempt: int = 0
+    ) -> RunOutput:
+        """Run ``scenario`` once, writing its trace under ``out_dir`` (a retry
+        is ``attempt`` 1, 2, ...: its trace gets its own name)."""
         ...
 
     def close(self) -> None:

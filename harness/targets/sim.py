@@ -63,8 +63,10 @@ class SimTarget:
             callout = with_knobs(callout, scenario.callout)
         return callout, client
 
-    def run(self, scenario: Scenario, *, seed: int, out_dir: Path) -> RunOutput:
-        path = Path(out_dir) / trace_name(scenario, self.name, seed)
+    def run(
+        self, scenario: Scenario, *, seed: int, out_dir: Path, attempt: int = 0
+    ) -> RunOutput:
+        path = Path(out_dir) / trace_name(scenario, self.name, seed, attempt)
         callout, client_mutant = self._make_callout(scenario)
         if client_mutant is not None:
             raise UsageError(

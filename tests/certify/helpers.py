@@ -55,10 +55,11 @@ class FlakyTarget:
         self.good = SimTarget()
         self.seen = set()
 
-    def run(self, scenario, *, seed, out_dir):
+    def run(self, scenario, *, seed, out_dir, attempt=0):
         first = scenario.name not in self.seen
         self.seen.add(scenario.name)
-        return (self.broken if first else self.good).run(scenario, seed=seed, out_dir=out_dir)
+        target = self.broken if first else self.good
+        return target.run(scenario, seed=seed, out_dir=out_dir, attempt=attempt)
 
     def close(self):
         pass

@@ -60,3 +60,27 @@ def test_scenarios_lists_and_validates(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["scenarios", "--dir", CATALOG]) == 0
     out = capsys.readouterr().out
     assert "connect-pend-permit" in out and "scenarios, all valid" in out
+
+
+def test_run_with_errata_reports_known(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime as dt
+
+    today = dt.date.today()
+    errata = tmp_path / "errata.toml"
+    errata.write_text(
+        "[[known]]\n"
+        'scenario = "connect-pend-permit"\n'
+        'target = "sim"\n'
+        'reason = "pend leak, bug 1"\n'
+        'owner = "qa"\n'
+        f"created = {today - dt.timedelta(days=1)}\n"
+        f"expires = {today + dt.timedelta(days=30)}\n"
+    )
+    code = main(["run", "--scenario", "connect-pend-permit", "--scenarios-dir", CATALOG,
+                 "--callout", "mutant:forgets_complete", "--errata", str(errata),
+                 "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "connect-pend-permit  known" in out
+    assert "0 passed, 0 failed, 1 known" in out
+    assert 'data-outcome="known"' in (tmp_path / "out" / "report.html").read_text()
