@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.engine.workload import run_workload  # noqa: E402
+from harness.engine.workload import run_workload
 
 TARGET_EV_S = 100_000
 

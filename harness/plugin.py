@@ -62,6 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="try N seeded interleavings of each scenario's concurrent steps")
     group.addoption("--vm-pool", dest="harness_pool", metavar="FILE", default=None,
                     help="pool file of VM slots; each xdist worker leases one")
+    group.addoption("--vm-uri", dest="harness_vm_uri", metavar="URI", default=None,
+                    help="libvirt URI for --vm PROFILE instead of the profile's own "
+                         "(e.g. qemu+ssh://hv2/system)")
     group.addoption("--driver", dest="harness_driver", metavar="MANIFEST", default=None,
                     help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
     parser.addini("harness_vm", "default --vm target", default="sim")
@@ -101,8 +104,22 @@ def _options(config: pytest.Config) -> Any:
         pool=Path(pool) if pool else None,
         driver=Path(driver) if driver else None,
         explore=config.getoption("harness_explore"),
+        vm_uri=config.getoption("harness_vm_uri"),
+        progress=_progress_writer(config),
         search_dirs=(Path(config.rootpath) / "fixtures",),
     )
+
+
+def _progress_writer(config: pytest.Config) -> Callable[[object], None] | None:
+    """Long VM steps report to the terminal directly, past output capture."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return None
+
+    def write(event: object) -> None:
+        reporter.write_line(f"[vm] {event}")
+
+    return write
 
 
 def harness_session(config: pytest.Config) -> Any:

@@ -8,6 +8,7 @@ directory, and renders the HTML report.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ class SessionOptions:
     driver: Path | None = None
     explore: int = 0
     retries: int = 0
+    vm_uri: str | None = None
+    #: where long VM steps (boot, revert, image copy) report progress
+    progress: Callable[[object], None] | None = None
     search_dirs: tuple[Path, ...] = ()
 
 

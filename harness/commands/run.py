@@ -45,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="where traces and report.html go (default: harness-out)")
     p.add_argument("--fixtures", default="fixtures", metavar="DIR",
                    help="where VM profiles are found (default: fixtures)")
+    p.add_argument("--vm-uri", default=None, metavar="URI",
+                   help="libvirt URI for --vm PROFILE instead of the profile's own")
     p.add_argument("--driver", metavar="MANIFEST", default=None,
                    help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
     add_ci_arguments(p)
@@ -81,7 +83,7 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
         vm=args.vm, callout=args.callout, seed=args.seed, out_dir=out_dir,
         faults=tuple(args.engine_fault), explore=args.explore, retries=args.retries,
         driver=Path(args.driver) if args.driver else None,
-        search_dirs=(Path(args.fixtures),),
+        search_dirs=(Path(args.fixtures),), vm_uri=args.vm_uri,
     )
     session = HarnessSession(options)
     _ = session.target  # a bad --vm, --callout or --engine-fault stops here, before any run

@@ -61,8 +61,14 @@ class AleCore:
         self, kind: str, family: str, port: int | None, *, parent: Endpoint | None = None
     ) -> Endpoint:
         self._made += 1
-        reuse = "reuse_live_endpoint_handle" in self.faults and self._made % 7 == 0
-        handle = self.handles.allocate(reuse_live=reuse)
+        handle = self.handles.allocate()
+        if "reuse_live_endpoint_handle" in self.faults and self._made % 3 == 0:
+            # the EP005 fault: take the handle of the newest endpoint still open
+            for other in reversed(list(self.endpoints.values())):
+                if other.state == OPEN and other.assigned:
+                    self.handles.release(handle)
+                    handle = other.handle
+                    break
         if port is None:
             self._next_port += 1
             port = self._next_port

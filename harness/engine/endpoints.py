@@ -36,10 +36,8 @@ class HandleTable:
         self._free: deque[int] = deque()
         self._live: set[int] = set()
 
-    def allocate(self, *, reuse_live: bool = False) -> int:
-        """A handle for a new endpoint; ``reuse_live`` is the EP005 engine fault."""
-        if reuse_live and self._live:
-            return min(self._live)
+    def allocate(self) -> int:
+        """A handle for a new endpoint."""
         # hold a few freed handles back, so reuse happens but not instantly
         handle = self._free.popleft() if len(self._free) > 4 else self._take_new()
         self._live.add(handle)

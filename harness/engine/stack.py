@@ -17,8 +17,9 @@ virtual and only ever answer. What each socket operation indicates, in order:
 - close: flowDeleteFn for each flow context, ALE_ENDPOINT_CLOSURE (once per
   endpoint; for TCP only connections and listeners), maybe pended with
   pend_classify, then ALE_RESOURCE_RELEASE when the endpoint was assigned.
-- a committed policy change at AUTH_CONNECT/RECV_ACCEPT: the next packet of
-  every flow authorized there is first reauthorized there (RA001).
+- a committed policy change at AUTH_CONNECT/RECV_ACCEPT: every endpoint
+  classified there is reauthorized there (``reauth`` true) before its next
+  packet, in either direction (RA001); see ``ale`` for the details.
 
 Everything is callbacks on the scheduler; apps get :class:`Future` results.
 The network-side engine faults are implemented here, in ``ale`` and in the kernel.

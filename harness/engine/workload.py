@@ -180,6 +180,46 @@ class MixedWorkload:
         yield eng.close(ep)
         return None
 
+    def prologue(self) -> Process:
+        """Fixed moves every run makes whatever the seed: sockets closed with data
+        still queued or absorbed (the closure must drain them), and a live flow's
+        next packet after a policy change (its reauthorization)."""
+        eng = self.engine
+        wait = self.wait
+        session = eng.open_session()
+        for family in ("V4", "V6"):
+            udp = yield from wait(eng.udp_open(family))
+            if isinstance(udp, Endpoint):
+                peer = self.remote(family, 53)
+                eng.send(udp, 64, peer)
+                yield 0.5  # authorized by now: the next datagrams are queued at once
+                eng.send(udp, 64, peer)
+                eng.peer_send(udp, 64, peer)
+                yield from wait(eng.close(udp))
+            conn = yield from wait(eng.tcp_connect(self.remote(family, 8080), family))
+            if isinstance(conn, Endpoint):
+                for size in (100, 200, 300):
+                    eng.send(conn, size)
+                yield from wait(eng.close(conn))
+            conn = yield from wait(eng.tcp_connect(self.remote(family, 80), family))
+            if isinstance(conn, Endpoint):
+                key = f"prologue.{family}"
+                yield from wait(eng.add_filter(session, Filter(
+                    key=key, layer=f"ALE_AUTH_CONNECT_{family}", sublayer=FIREWALL,
+                    action="PERMIT", conditions=(Condition("remote_port", 9999),))))
+                eng.send(conn, 10)
+                eng.peer_send(conn, 10)
+                yield 0.1
+                yield from wait(eng.delete_filter(session, key))
+                yield from wait(eng.close(conn))
+        session.close()
+        return None
+
+    def wait(self, fut: Future) -> Generator[object, object, object]:
+        """``yield from self.wait(f)``: f's value, or None when a broken callout hangs it."""
+        yield from self.join([fut])
+        return fut.value if fut.done else None
+
     # -- policy ---------------------------------------------------------------------
 
     def install(self) -> None:
@@ -269,17 +309,20 @@ class MixedWorkload:
 
     # -- the driver ------------------------------------------------------------------
 
-    def unregister_busy(self) -> None:
-        """The driver tries to drop its stream callouts while flows still hold contexts."""
+    def unregister_busy(self) -> bool:
+        """The driver tries to drop its stream callouts while flows still hold contexts
+        (FC003); False when no flow has one right now, to try again later."""
         kernel = self.engine.kernel
         busy = [layer for layer in self.callout.layers
                 if kernel.contexts_of(callout_key(self.callout.name, layer))]
-        if busy:
-            kernel.unregister_layers(self.callout, busy)
-            kernel.register_layers(self.callout, [
-                layer for layer in busy
-                if callout_key(self.callout.name, layer) not in kernel.callouts
-            ])
+        if not busy:
+            return False
+        kernel.unregister_layers(self.callout, busy)
+        kernel.register_layers(self.callout, [
+            layer for layer in busy
+            if callout_key(self.callout.name, layer) not in kernel.callouts
+        ])
+        return True
 
     def reload(self) -> Process:
         """Unload at a quiet point, run some traffic unfiltered, load again."""
@@ -309,9 +352,11 @@ class MixedWorkload:
                 self.bfe, clients.Policy(name="tenant", layers=("ALE_AUTH_RECV_ACCEPT_V6",)),
                 start_s=1.0, keep_s=3.0), "tenant"),
         ]
-        forced = False
+        yield from self.prologue()
+        forced = busy_due = False
         writer = eng.writer
-        while writer.count < self.target:
+        max_epochs = 100 + self.target // 20  # a callout that silences the engine ends too
+        while writer.count < self.target and self.epoch < max_epochs:
             self.epoch += 1
             apps = []
             for _ in range(rng.randint(3, 8)):
@@ -321,8 +366,10 @@ class MixedWorkload:
                 apps.append(eng.spawn(app))
                 yield rng.uniform(0.0, 0.05)
             if self.epoch % 6 == 2:
-                yield 0.03
-                self.unregister_busy()
+                busy_due = True
+            if busy_due:
+                yield 0.08  # connections are up by now, with their flow contexts
+                busy_due = not self.unregister_busy()
             yield from self.join(apps)
             if self.epoch % 12 == 5:
                 yield from self.reload()

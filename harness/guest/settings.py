@@ -217,6 +217,10 @@ class ProfileTransport(Protocol):
     def password_env(self) -> str | None: ...
     @property
     def key_path_env(self) -> str | None: ...
+    @property
+    def known_hosts(self) -> Path | None: ...
+    @property
+    def accept_new_host_key(self) -> bool: ...
 
 
 def settings_from_profile(
@@ -246,6 +250,8 @@ def settings_from_profile(
     values = {
         "host": transport.host, "port": port, "username_env": transport.username_env,
         "key_file_env": transport.key_path_env, "password": SecretRef(env=transport.password_env),
+        "known_hosts": transport.known_hosts,
+        "accept_new_host_key": transport.accept_new_host_key,
     }
     values.update(overrides)
     return SSHSettings(**values)

@@ -122,7 +122,33 @@ def shell_for_uri(uri: str) -> HostShell:
             f"{uri}: cannot manage disk files on {parts.hostname} over {transport or 'tcp'};"
             " use a qemu+ssh:// URI for remote hypervisors"
         )
-    return LocalShell()
+    return _session_owner_shell(parts.query) or LocalShell()
+
+
+def _session_owner_shell(query: str) -> LocalShell | None:
+    """Root driving another user's session daemon (``...?socket=PATH``) works on
+    that user's files: QEMU runs as the daemon's user and must own its overlays."""
+    from urllib.parse import parse_qs
+
+    socket = parse_qs(query).get("socket", [None])[0]
+    if not socket or os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(socket)
+    except OSError:
+        return None
+    if st.st_uid == 0:
+        return None
+    import pwd
+
+    try:
+        name = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        name = str(st.st_uid)
+    return LocalShell(
+        prefix=("setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups"),
+        description=f"this host as {name}",
+    )
 
 
 ShellFactory = Callable[[str], HostShell]

@@ -104,6 +104,10 @@ class Transport:
     username_env: str
     password_env: str | None
     key_path_env: str | None
+    #: SSH only: where host keys are checked (default: the user's known_hosts)
+    known_hosts: Path | None = None
+    #: SSH only: trust and record the key of a host not yet known (never a changed key)
+    accept_new_host_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -273,7 +277,8 @@ def _transport(table: Table, kind: str, network: Network) -> Transport:
                               found=host)
     elif port is None:
         raise table.error("port", expected="a port (libvirt network mode has no forwards)")
-    scheme = ca_path = password_env = key_path_env = None
+    scheme = ca_path = password_env = key_path_env = known_hosts = None
+    accept_new = False
     if kind == "winrm":
         scheme = table.string("scheme", choices=WINRM_SCHEMES)
         ca_path = table.path("ca_path", default=None)
@@ -283,10 +288,12 @@ def _transport(table: Table, kind: str, network: Network) -> Transport:
         password_env = table.env_name("password_env", default=None)
         if key_path_env is None and password_env is None:
             raise table.error("key_path_env", expected="key_path_env or password_env")
+        known_hosts = table.path("known_hosts", default=None)
+        accept_new = table.boolean("accept_new_host_key", default=False)
     transport = Transport(
         kind=kind, host=host, port=port, forward=forward, scheme=scheme, ca_path=ca_path,
         username_env=table.env_name("username_env"), password_env=password_env,
-        key_path_env=key_path_env,
+        key_path_env=key_path_env, known_hosts=known_hosts, accept_new_host_key=accept_new,
     )
     table.finish()
     return transport
