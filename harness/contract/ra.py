@@ -23,6 +23,13 @@ RA001 (engine) is judged with this convention, which the engine model follows:
   ALE_RESOURCE_RELEASE, which comes after the closure, ends it as well, for
   traces of callouts that are not registered at the closure layer.
 
+Any non-reauthorization classify at L for the endpoint (the reclassification
+of a reinjected clone after a RECV_ACCEPT completion, a new UDP peer) is an
+authorization under the current policy and settles the endpoint's debt at L.
+This is per endpoint, not per remote peer: a UDP socket that authorizes a new
+peer after a change is not held to reauthorize its older peers (a missed
+report, never a false one).
+
 Debts are counted lazily: each layer has an epoch that a ``policy_change``
 bumps, and each endpoint remembers the epoch at which it was last
 (re)authorized at L, so a policy change costs O(1) however many endpoints
@@ -131,7 +138,9 @@ class ReauthorizationMonitor(Monitor):
                 return
             if record is None:
                 record = self._endpoints[endpoint] = _Endpoint()
-            record.auth.setdefault(layer, self._epoch[layer])
+            # any new authorization at L (a reinjected clone's reclassification,
+            # a new UDP peer) is made under the current policy: no debt before it
+            record.auth[layer] = self._epoch[layer]
         elif layer in CLOSURE_LAYERS and endpoint in self._endpoints:
             self._closing[ev.get("id")] = endpoint
         elif layer in RELEASE_LAYERS:

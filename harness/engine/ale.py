@@ -115,6 +115,7 @@ class AleCore:
         for layer in layers:
             ind = self.filters.classify(Indication(
                 layer, ep, direction, remote=remote, packet=kw.get("packet"), reauth=True,
+                can_pend=True,
             ))
             permitted = permitted and ind.action == "PERMIT" and not ind.absorbed
         if not permitted:
@@ -150,14 +151,18 @@ class AleCore:
                 return
             if not reauthorize:
                 if "reauth_after_recv_accept_completion" in self.faults:
-                    self._classify(ind.layer, ep, ind.dir, remote=ind.remote, reauth=True)
+                    self._classify(ind.layer, ep, ind.dir, remote=ind.remote, reauth=True,
+                                   can_pend=True)
                 return
             if ind.layer.startswith("ALE_AUTH_CONNECT") and (
                 "no_reauth_after_connect_completion" in self.faults
             ):
                 self.sched.call_soon(lambda: done(True))
                 return
-            again = self._classify(ind.layer, ep, ind.dir, remote=ind.remote, reauth=True)
+            # the completion handle is there on a reauthorization too: a pend is
+            # attempted and refused (STATUS_FWP_CANNOT_PEND, seed 004)
+            again = self._classify(ind.layer, ep, ind.dir, remote=ind.remote, reauth=True,
+                                   can_pend=True)
             ok = again.action == "PERMIT" and not again.absorbed
             self.sched.call_soon(lambda: done(ok) if ep.live else None)
 
@@ -231,7 +236,7 @@ class AleCore:
         flows = [f for f in ep.flows.values() if f.auth_layer == layer] or list(ep.flows.values())
         remote = flows[0].remote if flows else None
         direction = flows[0].dir if flows else "in"
-        again = self._classify(layer, ep, direction, remote=remote, reauth=True)
+        again = self._classify(layer, ep, direction, remote=remote, reauth=True, can_pend=True)
         if again.action == "PERMIT" and not again.absorbed:
             return
         if ep.proto == "tcp":

@@ -205,3 +205,21 @@ def test_ra001_resource_release_ends_an_endpoint_without_closure(tb: TraceBuilde
     result = tb.check(RA)
     assert result.fired("RA001") == []
     assert result.applicable("RA001")
+
+
+def test_a_new_authorization_after_the_change_settles_the_debt() -> None:
+    """A RECV_ACCEPT pended across a policy change is authorized afresh by its
+    reinjected clone's classify: its next packet owes no reauthorization."""
+    from tests.support.tracebuild import TraceBuilder
+
+    tb = TraceBuilder()
+    c = tb.classify(layer="ALE_AUTH_RECV_ACCEPT_V4", endpoint=9, proto="tcp", dir="in",
+                    can_pend=True)
+    tb.done(c, "BLOCK", True)
+    tb.add("policy_change", layer="ALE_AUTH_RECV_ACCEPT_V4")
+    c = tb.classify(layer="ALE_AUTH_RECV_ACCEPT_V4", endpoint=9, proto="tcp", dir="in",
+                    injection="self")
+    tb.done(c, "PERMIT")
+    c = tb.classify(layer="INBOUND_TRANSPORT_V4", endpoint=9, proto="tcp", dir="in")
+    tb.done(c, "PERMIT")
+    assert tb.check(["RA001"]).fired("RA001") == []
