@@ -4,7 +4,7 @@
 # Any scheduler can call it (cron, a systemd timer, GitHub Actions, tox -e nightly).
 #
 #   HARNESS_POOL     pool file of VM slots; unset or "sim": the embedded engine model
-#   HARNESS_DRIVER   driver manifest for VM runs (default drivers/probe/driver.toml)
+#   HARNESS_DRIVER   driver manifest to deploy on Windows slots (drivers/NAME/driver.toml)
 #   HARNESS_WORKERS  xdist workers (default 2 on the model, 4 on a pool)
 #   HARNESS_OUT      where runs, the history and the trend page go (default nightly-out);
 #                    keep it between nights, the history lives there
@@ -50,10 +50,12 @@ if [ "$POOL" = "sim" ]; then
     echo "nightly: the scenario catalog on the engine model -> $RUN"
     pytest scenarios --vm sim -n "${HARNESS_WORKERS:-2}" "${args[@]}" "$@" || status=$?
 else
-    DRIVER="${HARNESS_DRIVER:-drivers/probe/driver.toml}"
-    echo "nightly: the scenario catalog on pool $POOL with driver $DRIVER -> $RUN"
-    pytest scenarios --vm-pool "$POOL" -n "${HARNESS_WORKERS:-4}" --driver "$DRIVER" \
-        "${args[@]}" "$@" || status=$?
+    if [ -n "${HARNESS_DRIVER:-}" ]; then
+        args+=(--driver "$HARNESS_DRIVER")
+    fi
+    echo "nightly: the scenario catalog on pool $POOL (driver ${HARNESS_DRIVER:-none}) -> $RUN"
+    pytest scenarios --vm-pool "$POOL" -n "${HARNESS_WORKERS:-4}" "${args[@]}" "$@" \
+        || status=$?
 fi
 
 # A red night is the one the trend page is for: record it too.

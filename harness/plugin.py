@@ -92,7 +92,7 @@ def _options(config: pytest.Config) -> Any:
     out_dir = Path(out)
     if not out_dir.is_absolute():
         out_dir = Path(config.rootpath) / out_dir
-    vm = config.getoption("harness_vm") or config.getini("harness_vm")
+    vm = _target_name(config)
     pool = config.getoption("harness_pool")
     driver = config.getoption("harness_driver")
     return SessionOptions(
@@ -120,6 +120,15 @@ def _progress_writer(config: pytest.Config) -> Callable[[object], None] | None:
         reporter.write_line(f"[vm] {event}")
 
     return write
+
+
+def _target_name(config: pytest.Config) -> str:
+    """``--vm``, or ``pool:NAME`` for ``--vm-pool NAME.toml`` without ``--vm``."""
+    vm = config.getoption("harness_vm")
+    pool = config.getoption("harness_pool")
+    if vm is None and pool:
+        return f"pool:{Path(pool).stem}"
+    return str(vm or config.getini("harness_vm"))
 
 
 def harness_session(config: pytest.Config) -> Any:
@@ -164,7 +173,7 @@ class ScenarioFile(pytest.File):
             scenario = load_scenario(self.path)
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
-        target = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        target = _target_name(self.config)
         yield ScenarioItem.from_parent(self, name=f"{scenario.name}[{target}]",
                                        scenario=scenario)
 
@@ -216,11 +225,13 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(describe_failure(result, replay=self._replay(result)) + extra)
 
     def _replay(self, result: Any) -> str:
-        vm = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        vm = _target_name(self.config)
         callout = self.config.getoption("harness_callout")
         parts = ["pytest", str(self.path.relative_to(self.config.rootpath))
                  if self.path.is_relative_to(self.config.rootpath) else str(self.path)]
-        parts += ["--vm", vm, "--seed", str(result.run.seed)]
+        pool = self.config.getoption("harness_pool")
+        target = ["--vm-pool", str(pool)] if vm.startswith("pool:") and pool else ["--vm", vm]
+        parts += [*target, "--seed", str(result.run.seed)]
         if callout:
             parts += ["--callout", callout]
         return " ".join(parts)
@@ -290,7 +301,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("harness_target")
     if marker is None:
         return
-    current = item.config.getoption("harness_vm") or item.config.getini("harness_vm")
+    current = _target_name(item.config)
     if current not in marker.args:
         pytest.skip(f"needs target {' or '.join(marker.args)}; this run uses --vm {current}")
 
@@ -323,7 +334,7 @@ class _ReportCollector:
         from harness.scenario.failure import write_run_report
 
         out = _options(self.config).out_dir
-        vm = self.config.getoption("harness_vm") or self.config.getini("harness_vm")
+        vm = _target_name(self.config)
         path = write_run_report(out, self.entries, vm=vm)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

@@ -52,10 +52,10 @@ class VmTarget:
     """See the module docstring. ``close()`` releases the slot (always)."""
 
     def __init__(self, profile: Any, pool: Any, *, driver: Path | None, out_dir: Path,
-                 progress: Any = _echo_progress) -> None:
-        self.profile = profile
+                 progress: Any = _echo_progress, name: str | None = None) -> None:
+        self.profile = profile  # the leased slot's own, once leased
         self.pool = pool
-        self.name = profile.name
+        self.name = name or profile.name
         self.driver = driver
         self.out_dir = out_dir
         self.progress = progress
@@ -74,12 +74,19 @@ class VmTarget:
         if options.pool is not None:
             pool = load_pool(options.pool, dirs)
             profiles = {slot.profile.name: slot.profile for slot in pool.slots}
-            if options.vm not in profiles and options.vm != "pool":
-                raise UsageError(
-                    f"--vm {options.vm}: the pool {options.pool} has slots for "
-                    f"{', '.join(sorted(profiles))}"
-                )
-            profile = profiles.get(options.vm) or next(iter(profiles.values()))
+            if not options.vm.startswith("pool:"):
+                if options.vm not in profiles:
+                    raise UsageError(
+                        f"--vm {options.vm}: the pool {options.pool} has slots for "
+                        f"{', '.join(sorted(profiles))}"
+                    )
+                pool = pool.only_profile(options.vm)
+            if options.driver is None and any(
+                    p.os == "windows" for p in profiles.values()):
+                raise UsageError(f"the pool {options.pool} has Windows slots: it needs "
+                                 "--driver drivers/NAME/driver.toml")
+            return cls(pool.slots[0].profile, pool, driver=options.driver, out_dir=out_dir,
+                       progress=options.progress or _echo_progress, name=options.vm)
         else:
             profile = find_profile(options.vm, dirs)
             slot = f"harness-{profile.name}-{os.getpid()}"
@@ -108,6 +115,7 @@ class VmTarget:
                     self.pool, run_id=os.environ.get("CALLOUT_HARNESS_RUN_ID") or new_run_id(),
                     worker_index=_worker_index(), progress=self.progress,
                 ))
+                self.profile = machine.profile
                 if self.profile.os == "linux":
                     from harness.targets.zipapp import build_zipapp
 
@@ -189,13 +197,14 @@ class VmTarget:
                 f"--vm {self.name}: running scenario steps in a Windows guest needs the "
                 "step agent, which is not built yet (deployment and ETW capture are)"
             )
-        local = Path(out_dir) / trace_name(scenario, self.name, seed, attempt)
+        # on a pool the trace is named for the slot's profile, which the lease chose
+        local = Path(out_dir) / trace_name(scenario, self.profile.name, seed, attempt)
         transport = self._transport()
         try:
             steps = self._run_in_linux_guest(transport, scenario, seed, local)
         finally:
             transport.close()
-        return RunOutput(self.name, seed, local, steps,
+        return RunOutput(self.profile.name, seed, local, steps,
                          {"revert_s": round(revert_s, 3), "os_build": self._os_build()})
 
     def _run_in_linux_guest(self, transport: Any, scenario: Scenario, seed: int,
@@ -211,7 +220,8 @@ class VmTarget:
         staged.unlink()
         command = (
             f"python3 {shlex.quote(self._guest_pyz)} --scenario {shlex.quote(work)}/scenario.toml"
-            f" --seed {seed} --out {shlex.quote(work)}/out --name {shlex.quote(self.name)}"
+            f" --seed {seed} --out {shlex.quote(work)}/out"
+            f" --name {shlex.quote(self.profile.name)}"
         )
         transport.run(command, timeout_s=RUN_TIMEOUT_S).check(
             f"running scenario {scenario.name} in the guest")

@@ -61,6 +61,11 @@ class Pool:
         """The distinct libvirt URIs of the pool, in file order."""
         return list(dict.fromkeys(slot.uri for slot in self.slots))
 
+    def only_profile(self, name: str) -> Pool:
+        """The slots of one profile (``--vm win11 --vm-pool lab.toml``)."""
+        return Pool(self.path, tuple(s for s in self.slots if s.profile.name == name),
+                    self.lease_ttl_s)
+
 
 def load_pool(path: str | Path, profile_dirs: Iterable[str | Path] = ()) -> Pool:
     """Load and validate a pool file.

@@ -137,6 +137,8 @@ class ProfileTransportStub:
     username_env: str = "CALLOUT_HARNESS_WINRM_USER"
     password_env: str | None = "CALLOUT_HARNESS_WINRM_PASSWORD"
     key_path_env: str | None = None
+    known_hosts: Path | None = None
+    accept_new_host_key: bool = False
 
 
 def test_settings_from_a_vm_profile_transport(tmp_path: Path) -> None:
@@ -171,3 +173,14 @@ def test_basic_auth_cannot_promise_encryption() -> None:
             {"scheme": "winrm", "host": "x", "auth": "basic", "message_encryption": "always"},
             source="p.toml",
         )
+
+
+def test_profile_host_key_policy_reaches_the_ssh_settings(tmp_path: Path) -> None:
+    ssh = settings_from_profile(
+        ProfileTransportStub("ssh", "127.0.0.1", username_env="U", password_env=None,
+                             key_path_env="K", known_hosts=tmp_path / "known_hosts",
+                             accept_new_host_key=True),
+        2222,
+    )
+    assert isinstance(ssh, SSHSettings)
+    assert ssh.known_hosts == tmp_path / "known_hosts" and ssh.accept_new_host_key

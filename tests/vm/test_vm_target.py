@@ -6,6 +6,7 @@ the trace back, check it on the host, revert. Driven exactly as a user would:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,3 +106,31 @@ def test_vm_target_reverts_between_scenarios(vm_daemon: Any, guest_image: Any,
         assert listing.split() == ["txn-one-per-session"]
     finally:
         session.close()
+
+
+def test_nightly_script_on_a_linux_tcg_pool(vm_daemon: Any, guest_image: Any,
+                                            tmp_path: Path) -> None:
+    """ci/nightly.sh on a pool of one linux-tcg slot: a verified bundle and a history."""
+    pool = tmp_path / "tcg-pool.toml"
+    pool.write_text(
+        "[pool]\nlease_ttl_s = 3600\n"
+        f'overlay_dir = "{vm_daemon.workdir("pool-overlays")}"\n\n'
+        f'[[slot]]\nname = "ch-nightly-tcg-a"\nuri = "{vm_daemon.uri}"\nprofile = "linux-tcg"\n'
+    )
+    out = _out_dir(vm_daemon, "nightly-out")
+    env = _env(guest_image)
+    env.update({"HARNESS_POOL": str(pool), "HARNESS_WORKERS": "1", "HARNESS_OUT": str(out),
+                "HARNESS_RETRIES": "0"})
+    proc = subprocess.run(
+        ["bash", "ci/nightly.sh", "-k", "connect-pend-block or txn-read-only"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout
+    run = (out / "latest").resolve()
+    assert (run / "bundle" / "SHA256SUMS").is_file() and (run / "bundle.tar.gz").is_file()
+    results = json.loads((run / "bundle" / "results.json").read_text())
+    assert {item["target"] for item in results["items"]} == {"linux-tcg"}
+    assert "OK" in proc.stdout  # certify verify passed
+    assert len((out / "history.jsonl").read_text().splitlines()) == 1
+    assert (out / "trends.html").is_file()
