@@ -47,8 +47,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from harness.contract.base import Monitor, handle
-from harness.contract.builtins import BUILTIN_KEYS, LAYERS, is_layer, layer_name
 from harness.contract.tx_model import Key, Obj, Seqs, Session, Store, Txn
+from harness.trace.builtins import BUILTIN_KEYS, LAYERS, is_layer, layer_name
 from harness.trace.events import OBJECT_TYPES
 
 MONITORS: tuple[type[Monitor], ...] = ()

@@ -51,9 +51,9 @@ from typing import Final
 
 from harness.contract import ob
 from harness.contract.base import Monitor, Sink, handle
-from harness.contract.builtins import layer_name
 from harness.contract.tx_lock import Lock
 from harness.contract.tx_model import Obj, Session, Store, Txn
+from harness.trace.builtins import layer_name
 from harness.trace.events import USER_TXN_LOCK_LIMIT_S, Event, wait_timeout_ms
 from harness.trace.status import succeeded
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from harness.contract.builtins import LAYERS, SUBLAYERS, is_builtin, is_layer
 from harness.contract.checker import Checker
 from harness.contract.tx import BfeMonitor
+from harness.trace.builtins import LAYERS, SUBLAYERS, is_builtin, is_layer
 from harness.trace.reader import TraceReader
 from tests.support.tracebuild import Result, TraceBuilder
 

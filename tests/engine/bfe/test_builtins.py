@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.contract import builtins as checker
 from harness.engine.bfe import builtins
 from harness.engine.objects import LAYERS as MODEL_LAYERS
+from harness.trace import builtins as checker
 from tests.engine.bfe.helpers import OK, Env, filt, provider
 
 

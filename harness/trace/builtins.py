@@ -1,4 +1,5 @@
-"""The objects BFE defines itself, by the names traces use for them.
+"""The objects BFE defines itself, by the names traces use for them (shared by
+the contract checker and the engine model).
 
 Layers are management/run-time layer names without the ``FWPM_LAYER_`` /
 ``FWPS_LAYER_`` prefix (``ALE_AUTH_CONNECT_V4``), as trace-format.md spells
