@@ -83,6 +83,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "harness_scenario: a scenario file item (select them with -m harness_scenario)"
     )
     config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
+    _check_target(config)
+
+
+def _check_target(config: pytest.Config) -> None:
+    """An unknown ``--vm`` is a usage error at start-up, not a failure per test."""
+    vm = config.getoption("harness_vm")
+    if not vm or vm == "sim" or config.getoption("harness_pool"):
+        return
+    from harness.vm.profile import available_profiles
+
+    fixtures = Path(config.rootpath) / "fixtures"
+    known = available_profiles([fixtures])
+    if vm not in known:
+        raise pytest.UsageError(
+            f"--vm {vm}: no profile {vm}.toml in {fixtures}; "
+            f"known: sim, {', '.join(known) or '(none)'}"
+        )
 
 
 def _options(config: pytest.Config) -> Any:

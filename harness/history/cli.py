@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from harness.errors import UsageError
 from harness.history.store import DEFAULT_FILE, add_run, read_history
 
 
@@ -46,6 +48,9 @@ def run_add(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from harness.history.trends import build_groups, write_trends
 
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such history file (make one with "
+                         "'callout-harness history add BUNDLE --file FILE')")
     records = read_history(args.file)
     groups = build_groups(records)
     out = write_trends(args.out, groups)

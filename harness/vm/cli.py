@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, InputError
 
 DEFAULT_URI = "qemu:///system"
 
@@ -84,6 +84,9 @@ def run(args: argparse.Namespace, *, out: TextIO | None = None,
         if not removed:
             print(f"nothing to collect on {', '.join(uris)}", file=stdout)
         return 0
+    except InputError as exc:  # a bad pool or profile file: bad input, as for check
+        print(f"callout-harness vm {args.vm_action}: {exc}", file=stderr)
+        return 2
     except HarnessError as exc:
         print(f"callout-harness vm {args.vm_action}: {exc}", file=stderr)
         return 1

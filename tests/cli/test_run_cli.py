@@ -84,3 +84,10 @@ def test_run_with_errata_reports_known(tmp_path: Path, capsys: pytest.CaptureFix
     assert "connect-pend-permit  known" in out
     assert "0 passed, 0 failed, 1 known" in out
     assert 'data-outcome="known"' in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_bad_history_and_pool_files_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["history", "report", "--file", str(tmp_path / "none.jsonl")]) == 2
+    assert "no such history file" in capsys.readouterr().err
+    assert main(["vm", "list", "--pool", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: file not found" in capsys.readouterr().err

@@ -128,3 +128,10 @@ def test_unknown_mutant_fails_with_a_usage_message(pytester: pytest.Pytester) ->
     result = pytester.runpytest("scenarios", "--callout", "mutant:no_such_bug")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*UsageError*no_such_bug*"])
+
+
+def test_unknown_vm_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    _copy(pytester, "connect-pend-permit")
+    result = pytester.runpytest("scenarios", "--vm", "win12")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vm win12: no profile win12.toml in *fixtures; known: sim*"])
