@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from harness.errors import TargetError, UsageError
+from harness.errors import HarnessError, TargetError, UsageError
 from harness.scenario.model import Scenario
 from harness.scenario.writer import dump_scenario
 from harness.targets.base import RunOutput, StepResult, trace_name
@@ -63,6 +63,7 @@ class VmTarget:
         self._machine: Any = None
         self._guest_pyz: str | None = None
         self._broken: str | None = None
+        self._watch: Any = None
 
     @classmethod
     def from_options(cls, options: Any) -> VmTarget:
@@ -122,6 +123,9 @@ class VmTarget:
                     pyz = build_zipapp(self.out_dir / "guest")
                     self._guest_pyz = f"{GUEST_HOME}/{pyz.name}"
                 machine.prepare_golden(self._deploy)
+                from harness.vm.crash import CrashWatch
+
+                self._watch = stack.enter_context(CrashWatch(machine))
             except BaseException as exc:
                 self._machine = None
                 self._broken = f"{type(exc).__name__}: {exc}"
@@ -199,11 +203,18 @@ class VmTarget:
             )
         # on a pool the trace is named for the slot's profile, which the lease chose
         local = Path(out_dir) / trace_name(scenario, self.profile.name, seed, attempt)
-        transport = self._transport()
+        evidence_dir = local.with_suffix(".crash")
         try:
-            steps = self._run_in_linux_guest(transport, scenario, seed, local)
-        finally:
-            transport.close()
+            transport = self._transport()
+            try:
+                steps = self._run_in_linux_guest(transport, scenario, seed, local)
+            finally:
+                transport.close()
+        except HarnessError:
+            # a guest that died mid-run fails the test as a crash, with evidence
+            self._watch.check(evidence_dir)
+            raise
+        self._watch.check(evidence_dir)
         return RunOutput(self.profile.name, seed, local, steps,
                          {"revert_s": round(revert_s, 3), "os_build": self._os_build()})
 

@@ -136,3 +136,43 @@ def test_nightly_script_on_a_linux_tcg_pool(vm_daemon: Any, guest_image: Any,
     assert "OK" in proc.stdout  # certify verify passed
     assert len((out / "history.jsonl").read_text().splitlines()) == 1
     assert (out / "trends.html").is_file()
+
+
+def test_guest_crash_mid_scenario_fails_with_evidence(vm_daemon: Any, guest_image: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest that panics while a scenario runs fails that scenario with "guest
+    crashed", a memory dump and the serial log; the slot is reverted for the next."""
+    from harness.errors import GuestCrashed
+    from harness.scenario.loader import load_scenario
+    from harness.session import HarnessSession, SessionOptions
+    from harness.targets.vm import VmTarget
+
+    for key, value in _env(guest_image).items():
+        monkeypatch.setenv(key, value)
+    out = _out_dir(vm_daemon, "crash-out")
+    session = HarnessSession(SessionOptions(
+        vm="linux-tcg", out_dir=out, vm_uri=vm_daemon.uri, search_dirs=(REPO / "fixtures",),
+        progress=lambda event: None,
+    ))
+    original = VmTarget._run_in_linux_guest
+
+    def panic_first(self: VmTarget, transport: Any, *args: Any) -> Any:
+        # the guest's kernel panics (pvpanic tells QEMU) while the scenario runs
+        transport.run("sh -c 'sleep 1; echo c > /proc/sysrq-trigger' >/dev/null 2>&1 &",
+                      timeout_s=30)
+        transport.run("sleep 8", timeout_s=12)
+        return original(self, transport, *args)
+
+    sc = load_scenario(REPO / "scenarios" / "txn-read-only.toml")
+    try:
+        monkeypatch.setattr(VmTarget, "_run_in_linux_guest", panic_first)
+        with pytest.raises(GuestCrashed) as info:
+            session.run(sc)
+        message = str(info.value)
+        assert "guest crashed" in message and "the slot was reverted" in message
+        crash_dir = next((out / "traces").glob("*.crash"))
+        assert list(crash_dir.glob("*serial.log"))
+        monkeypatch.setattr(VmTarget, "_run_in_linux_guest", original)
+        assert session.run(sc).outcome == "passed"  # the next scenario starts clean
+    finally:
+        session.close()
