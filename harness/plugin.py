@@ -182,6 +182,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 
 class ScenarioFile(pytest.File):
+    """A scenario file: one item per target; a mistake is a one-line collect error."""
+
     def collect(self) -> Iterator[pytest.Item]:
         from harness.errors import ScenarioError
         from harness.scenario.loader import load_scenario
@@ -204,12 +206,16 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioFailed(Exception):
+    """A scenario item's failure, carrying the text pytest shows for it."""
+
     def __init__(self, text: str) -> None:
         super().__init__(text)
         self.text = text
 
 
 class ScenarioItem(pytest.Item):
+    """One scenario on the run's target, judged by :mod:`harness.scenario.evaluate`."""
+
     def __init__(self, *, scenario: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario = scenario

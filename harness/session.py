@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.report.html import ReportItem, write_html
 from harness.scenario.evaluate import ScenarioResult, evaluate
 from harness.scenario.model import Scenario
 from harness.targets.base import Target
@@ -85,19 +84,3 @@ class HarnessSession:
             self._target = None
 
 
-def report_item(result: ScenarioResult, outcome: str | None = None) -> ReportItem:
-    return ReportItem(
-        name=result.scenario.name,
-        target=result.run.target,
-        outcome=outcome or result.outcome,
-        violations=[v.as_json() for v in result.check.violations],
-        seed=result.run.seed,
-        duration_s=float(result.run.meta.get("duration_s", 0.0)),
-        trace_path=str(result.run.trace_path),
-        message="; ".join(result.failures),
-        expected_rules=sorted(result.scenario.expect.violations),
-    )
-
-
-def write_report(path: Path, items: list[ReportItem], **meta: object) -> Path:
-    return write_html(path, items, **meta)

@@ -19,11 +19,11 @@ from harness.certify.cli import add_ci_arguments
 from harness.certify.verdict import RED, Attempt, ItemOutcome, judge_item, read_attempts
 from harness.errata import Errata, load_errata
 from harness.errors import HarnessError, UsageError
-from harness.report.html import ReportItem
+from harness.report.html import ReportItem, write_html
 from harness.scenario.failure import item_from_record, result_record
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
-from harness.session import HarnessSession, SessionOptions, write_report
+from harness.session import HarnessSession, SessionOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -141,7 +141,7 @@ def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespa
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     summary = execute(args, out)
-    report = write_report(out / "report.html", summary.report, target=args.vm,
+    report = write_html(out / "report.html", summary.report, target=args.vm,
                           callout=args.callout if args.vm == "sim" else None)
     _table(summary.items)
     counts: dict[str, int] = {}
