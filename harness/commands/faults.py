@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from harness.commands.listing import print_catalog
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,12 +14,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.engine.faults import FAULTS
 
-    rows = [{"name": f.name, "rules": list(f.rules), "description": f.description}
-            for f in FAULTS.values()]
-    if args.format == "json":
-        print(json.dumps(rows, indent=2))
-        return 0
-    width = max(len(r["name"]) for r in rows)
-    for f in FAULTS.values():
-        print(f"{f.name:<{width}}  {','.join(f.rules):<6}  {f.description}")
-    return 0
+    return print_catalog(FAULTS.values(), args.format)
