@@ -23,7 +23,8 @@ _SESSION_KEY = pytest.StashKey["Any"]()
 pytest_plugins = ["harness.plugin_ci"]
 
 
-def _positive_int(text: str) -> int:
+def count_option(text: str) -> int:
+    """A pytest option value that is a whole number >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -50,7 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     type=_callout_spec,
                     help="callout on --vm sim: reference (default), mutant:NAME, "
                          "module:pkg.mod:Class")
-    group.addoption("--seed", dest="harness_seed", metavar="N", default=None, type=_positive_int,
+    group.addoption("--seed", dest="harness_seed", metavar="N", default=None, type=count_option,
                     help="seed for every scenario (default: each scenario's own seed)")
     group.addoption("--harness-out", dest="harness_out", metavar="DIR", default=None,
                     help="directory for traces and the HTML report (default harness-out)")
@@ -58,7 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     default=[], help="break one engine guarantee on --vm sim (see "
                     "'callout-harness faults'); repeatable")
     group.addoption("--explore", dest="harness_explore", metavar="N", default=0,
-                    type=_positive_int,
+                    type=count_option,
                     help="try N seeded interleavings of each scenario's concurrent steps")
     group.addoption("--vm-pool", dest="harness_pool", metavar="FILE", default=None,
                     help="pool file of VM slots; each xdist worker leases one")

@@ -36,6 +36,7 @@ from harness.certify.verdict import (
 )
 from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, load_errata
 from harness.errors import HarnessError
+from harness.plugin import count_option
 
 __all__ = ["run_with_retries"]
 
@@ -44,18 +45,10 @@ _STATE_KEY = pytest.StashKey["CiRun"]()
 OUTCOME_PROP, KNOWN_PROP, MESSAGE_PROP = "harness_outcome", "known_issues", "harness_message"
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise pytest.UsageError(f"expected a number >= 0, got {value}")
-    return value
 
 
 def _runs(text: str) -> int:
-    value = _count(text)
+    value = count_option(text)
     if value < 1:
         raise pytest.UsageError("--errata-stale-runs takes a number >= 1")
     return value
@@ -69,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--errata", dest="harness_errata", metavar="FILE", default=None,
                     help="known-issues file: failures matched by live entries are 'known'")
     group.addoption("--harness-retries", dest="harness_retries", metavar="N", default=0,
-                    type=_count,
+                    type=count_option,
                     help="run a failed scenario up to N more times; a later pass is 'flaky'")
     group.addoption("--errata-stale-runs", dest="harness_errata_stale_runs", metavar="N",
                     default=DEFAULT_STALE_RUNS, type=_runs,

@@ -7,8 +7,12 @@ sshd and python3 (see :class:`tests.support.vm_guest.TcgGuest`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
+from harness.vm.connection import libvirt_module, open_connection
 from tests.support.vm_fixtures import (
     GUEST_MARKER,
     guest_image,
@@ -18,8 +22,26 @@ from tests.support.vm_fixtures import (
     vm_daemon,
 )
 
+TEST_URI = "test:///default"
+
 __all__ = ["guest_image", "progress_events", "tcg_guest", "tcg_profile", "vm_daemon"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", GUEST_MARKER)
+
+
+@pytest.fixture
+def conn() -> Iterator[Any]:
+    """Holds test:///default open (its state lives while a connection does)
+    and removes the test's domains afterwards."""
+    held = open_connection(TEST_URI)
+    before = {d.name() for d in held.listAllDomains(0)}
+    yield held
+    libvirt = libvirt_module()
+    for domain in held.listAllDomains(0):
+        if domain.name() not in before:
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+    held.close()

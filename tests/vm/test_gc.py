@@ -7,7 +7,6 @@ import argparse
 import io
 import subprocess
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from harness.vm import cli
-from harness.vm.connection import libvirt_module, open_connection
 from harness.vm.domainxml import render_domain
 from harness.vm.gc import collect_garbage, list_domains
 from harness.vm.metadata import LeaseRecord
@@ -24,19 +22,6 @@ from tests.support.vm_guest import FIXTURES
 
 URI = "test:///default"
 
-
-@pytest.fixture
-def conn() -> Iterator[Any]:
-    held = open_connection(URI)
-    before = {d.name() for d in held.listAllDomains(0)}
-    yield held
-    libvirt = libvirt_module()
-    for domain in held.listAllDomains(0):
-        if domain.name() not in before:
-            if domain.isActive():
-                domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-    held.close()
 
 
 @pytest.fixture

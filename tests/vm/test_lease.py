@@ -7,7 +7,6 @@ import datetime as dt
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from typing import Any
 import pytest
 
 from harness.errors import LeaseError
-from harness.vm.connection import libvirt_module, open_connection
 from harness.vm.domainxml import render_domain
 from harness.vm.images import LocalShell
 from harness.vm.lease import Lease, acquire, read_record, release, renew, try_lease
@@ -27,21 +25,6 @@ from tests.support.vm_guest import FIXTURES
 URI = "test:///default"
 SHELL = LocalShell()
 
-
-@pytest.fixture
-def conn() -> Iterator[Any]:
-    """Holds test:///default open (its state lives while a connection does)
-    and removes the test's domains afterwards."""
-    held = open_connection(URI)
-    before = {d.name() for d in held.listAllDomains(0)}
-    yield held
-    libvirt = libvirt_module()
-    for domain in held.listAllDomains(0):
-        if domain.name() not in before:
-            if domain.isActive():
-                domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-    held.close()
 
 
 @pytest.fixture
