@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
+echo "== tools"; bash ci/check-tools.sh
 
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff"; ruff check .
