@@ -105,7 +105,7 @@ class TraceCapture:
 
 #: FWP_ACTION_TYPE values (fwptypes.h) -> trace action names.
 FWP_ACTIONS: dict[int, str] = {
-    0x1001: "BLOCK", 0x1002: "PERMIT", 0x2003: "CONTINUE", 0x7: "NONE", 0x8: "NONE",
+    0x1001: "BLOCK", 0x1002: "PERMIT", 0x2006: "CONTINUE", 0x7: "NONE", 0x8: "NONE",
 }
 #: IPPROTO values -> trace protocol names (anything else is raw).
 PROTOCOLS: dict[int, str] = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
