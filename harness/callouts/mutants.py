@@ -4,17 +4,17 @@ Each mutant is a small subclass of :class:`ReferenceCallout` overriding one
 hook, registered in :data:`MUTANTS` with the rule IDs its trace must trip.
 The client mutants (policy clients breaking TX008/TX009) live in
 ``client_mutants`` and are merged into the same registry. ``load_callout``
-turns a command-line spec into a callout.
+turns a command-line spec (:mod:`harness.callouts.spec`) into a callout.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from harness.callouts.reference import Held, Pended, ReferenceCallout, StreamState
-from harness.callouts.registry import Mutant, build_registry, lookup
+from harness.callouts.registry import Mutant, build_registry
+from harness.callouts.spec import resolve
 from harness.engine.callout_api import Callout, ClassifyIn, ClassifyOut
 from harness.errors import UsageError
 
@@ -390,38 +390,6 @@ def load_callout(spec: str, **kw: Any) -> Callout:
             "run it with a workload (simulate --callout mutant:NAME)"
         )
     return callout
-
-
-def resolve(spec: str | Callout, **kw: Any) -> tuple[Callout, str | None]:
-    """(callout, client-mutant name or None) for a spec or a callout object."""
-    if not isinstance(spec, str):
-        return spec, None
-    if spec == "reference":
-        return ReferenceCallout(**kw), None
-    if spec.startswith("mutant:"):
-        name = spec[len("mutant:"):]
-        mutant = lookup(MUTANTS, name)
-        if name in CLIENT_MUTANTS:
-            return ReferenceCallout(**kw), name
-        made = mutant.factory(**kw)
-        return made, None  # type: ignore[return-value]
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UsageError(
-            f"unknown callout {spec!r}; expected 'reference', 'mutant:NAME' or 'module:Class'"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"callout {spec!r}: cannot import {module_name!r} ({exc})") from exc
-    factory: Callable[..., Any] | None = getattr(module, attr, None)
-    if factory is None:
-        raise UsageError(f"callout {spec!r}: {module_name!r} has no {attr!r}")
-    made = factory(**kw)
-    for needed in ("name", "layers", "classify", "attach"):
-        if not hasattr(made, needed):
-            raise UsageError(f"callout {spec!r} is not a callout: it has no {needed!r}")
-    return made, None
 
 
 def describe_mutants() -> list[dict[str, object]]:

@@ -30,8 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+from harness.callouts.settings import CalloutSettings
 from harness.engine.callout_api import CalloutApi, ClassifyIn, ClassifyOut
 from harness.engine.objects import Filter
+from harness.scenario.model import CalloutConfig
 
 FAMILIES = (
     "ALE_RESOURCE_ASSIGNMENT", "ALE_RESOURCE_RELEASE", "ALE_AUTH_LISTEN", "ALE_AUTH_CONNECT",
@@ -41,6 +43,8 @@ FAMILIES = (
 ALL_LAYERS = tuple(f"{f}_{v}" for f in FAMILIES for v in ("V4", "V6"))
 
 Policy = Callable[[ClassifyIn], str]
+#: The layer families whose authorization a scenario's ``pend`` list names.
+PEND_POINT_OF = {"ALE_AUTH_CONNECT": "connect", "ALE_AUTH_RECV_ACCEPT": "recv_accept"}
 
 
 @dataclass
@@ -83,7 +87,16 @@ class ReferenceCallout:
     in ``block_ports``); ``decide_delay_s`` is how long a pended decision
     takes; ``edit_ports`` are remote ports whose streams are edited out of
     band; ``inspect_udp`` turns datagram inspection on.
+
+    A scenario's ``[callout]`` settings arrive through :meth:`configure`
+    (``knobs``): which operations it pends (an operation it does not pend is
+    answered inline), whether it keeps endpoint and flow contexts, and
+    whether it tries to pend reauthorizations. The defaults are the full
+    behaviour above. The gates sit at the call sites, so a mutant that
+    overrides a step keeps its bug whatever the scenario asks.
     """
+
+    knobs: CalloutConfig = CalloutConfig()
 
     def __init__(
         self, name: str = "reference", *, policy: Policy | None = None,
@@ -128,6 +141,18 @@ class ReferenceCallout:
     def attach(self, api: CalloutApi) -> None:
         self.api = api
 
+    def configure(self, settings: CalloutSettings) -> None:
+        """The scenario's settings, before it starts (the probe's configuration IOCTL)."""
+        self.knobs = settings.knobs
+        self.policy = lambda ci: settings.decide(ci.remote)
+        self.decide_delay_s = settings.knobs.delay_ms / 1000.0
+        self.edit_ports = settings.edit_ports
+
+    def unloaded(self) -> None:
+        """DriverUnload after every callout unregistered: free what is left."""
+        for endpoint in list(self.endpoint_ctx):
+            self.free_endpoint_context(endpoint)
+
     def notify(self, type: str, filter: Filter) -> str:
         return "STATUS_SUCCESS"
 
@@ -142,11 +167,38 @@ class ReferenceCallout:
             self.on_self_injected(ci, out)
             return
         if ci.reauth:
+            if self.knobs.pend_on_reauth:
+                self.try_pend_reauth(ci)
             self.answer_reauth(ci, out)
             return
-        handler = self._handlers.get(ci.layer[:-3])
+        family = ci.layer[:-3]
+        point = PEND_POINT_OF.get(family)
+        if point is not None and point not in self.knobs.pend:
+            self.answer_inline(ci, out)
+            return
+        handler = self._handlers.get(family)
         if handler is not None:
             handler(ci, out)
+
+    def answer_inline(self, ci: ClassifyIn, out: ClassifyOut) -> None:
+        """An authorization the scenario does not pend: decided in classifyFn."""
+        self.endpoint_context(ci.endpoint)
+        if ci.rights:
+            self.give(out, self.decide(ci), True)
+
+    def try_pend_reauth(self, ci: ClassifyIn) -> None:
+        """A driver that tries to pend every authorization (``pend_on_reauth``).
+
+        On a reauthorization the engine refuses (STATUS_FWP_CANNOT_PEND), and a
+        correct driver then answers synchronously, without absorbing. Should a
+        broken engine let it pend, the operation is completed at once.
+        """
+        if not (ci.can_pend and ci.rights):
+            return
+        result = self.api.pend_operation(ci)
+        if result.ok and result.handle is not None:
+            ctx = result.handle
+            self.api.call_later(0.0, lambda: self.api.complete_operation(ctx))
 
     # -- decisions -------------------------------------------------------------
 
@@ -179,6 +231,8 @@ class ReferenceCallout:
     # -- endpoints -------------------------------------------------------------
 
     def endpoint_context(self, endpoint: int | None) -> None:
+        if not self.knobs.endpoint_contexts:
+            return
         if endpoint is not None and endpoint not in self.endpoint_ctx:
             self.endpoint_ctx[endpoint] = self.api.alloc("EPcx", endpoint)
 
@@ -314,7 +368,9 @@ class ReferenceCallout:
     def on_transport(self, ci: ClassifyIn, out: ClassifyOut) -> None:
         if not ci.rights:
             return
-        if not self.wants_queue(ci):
+        # Queuing datagrams is what makes a closure worth pending: without
+        # "closure" among the pend points, the driver handles packets inline.
+        if "closure" not in self.knobs.pend or not self.wants_queue(ci):
             out.permit()
             return
         assert ci.packet is not None and ci.endpoint is not None
@@ -350,7 +406,8 @@ class ReferenceCallout:
         self.streams[ci.flow] = StreamState(ci.endpoint, segments=0)
         if self.edits(ci):
             self.streams[ci.flow].segments = -1  # marks an edited flow
-        self.associate_flow(ci)
+        if self.knobs.flow_contexts:
+            self.associate_flow(ci)
 
     def associate_flow(self, ci: ClassifyIn) -> None:
         assert ci.flow is not None

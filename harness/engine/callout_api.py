@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
+    from harness.callouts.settings import CalloutSettings
     from harness.engine.objects import Filter
 
 STATUS_SUCCESS = "STATUS_SUCCESS"
@@ -160,14 +161,19 @@ class Callout(Protocol):
     """A callout driver as the engine model runs it.
 
     ``layers`` are the run-time layers it registers a callout for; ``attach``
-    is DriverEntry handing it the API; ``classify``, ``notify`` and
-    ``flow_delete`` are classifyFn, notifyFn and flowDeleteFn.
+    is DriverEntry handing it the API; ``configure`` takes the scenario's
+    settings before it starts (the probe's configuration IOCTL);
+    ``classify``, ``notify`` and ``flow_delete`` are classifyFn, notifyFn and
+    flowDeleteFn; ``unloaded`` is DriverUnload, after every callout
+    unregistered.
     """
 
     name: str
     layers: tuple[str, ...]
 
     def attach(self, api: CalloutApi) -> None: ...
+    def configure(self, settings: CalloutSettings) -> None: ...
+    def unloaded(self) -> None: ...
     def classify(self, ci: ClassifyIn, out: ClassifyOut) -> None: ...
     def notify(self, type: str, filter: Filter) -> str: ...
     def flow_delete(self, layer: str, callout: str, flow: int, ctx: object) -> None: ...

@@ -13,7 +13,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from harness.callouts.mutants import resolve
+from harness.callouts.settings import CalloutSettings
+from harness.callouts.spec import resolve
 from harness.engine.bfe import Session
 from harness.engine.callout_api import callout_key
 from harness.engine.endpoints import Endpoint, address
@@ -30,7 +31,6 @@ from harness.engine.objects import (
 from harness.errors import EngineError, TargetError, UsageError
 from harness.scenario.model import Scenario, Step
 from harness.targets.base import RunOutput, StepResult, trace_name
-from harness.targets.sim_callout import with_knobs
 
 Process = Generator[object, object, object]
 StepProcess = Generator[object, object, StepResult | None]
@@ -51,28 +51,18 @@ class SimTarget:
         self.callout_spec = callout
         self.faults = tuple(faults)
         # Fail on a bad spec now, with a usage error, not in the first test.
-        self._make_callout(Scenario.__new__(Scenario), probe=True)
-
-    def _make_callout(self, scenario: Scenario, probe: bool = False) -> tuple[Any, str | None]:
-        spec = self.callout_spec
-        if spec.startswith("module:"):
-            spec = spec[len("module:"):]
-            return resolve(spec)
-        callout, client = resolve(spec)
-        if not probe:
-            callout = with_knobs(callout, scenario.callout)
-        return callout, client
-
-    def run(
-        self, scenario: Scenario, *, seed: int, out_dir: Path, attempt: int = 0
-    ) -> RunOutput:
-        path = Path(out_dir) / trace_name(scenario, self.name, seed, attempt)
-        callout, client_mutant = self._make_callout(scenario)
+        _, client_mutant = resolve(callout)
         if client_mutant is not None:
             raise UsageError(
                 f"mutant {client_mutant!r} is a policy-client mutant; scenarios script their "
                 "own policy clients, so run it with 'callout-harness simulate'"
             )
+
+    def run(
+        self, scenario: Scenario, *, seed: int, out_dir: Path, attempt: int = 0
+    ) -> RunOutput:
+        path = Path(out_dir) / trace_name(scenario, self.name, seed, attempt)
+        callout, _ = resolve(self.callout_spec)
         with path.open("wb") as out:
             try:
                 engine = Engine(seed=seed, faults=self.faults, out=out)
@@ -141,25 +131,18 @@ class _Runner:
         for name in self.scenario.callout.block:
             self.blocked_remotes.update(self.remotes.get(name, []))
 
-    def _policy_for(self, ci: Any) -> str:
-        if ci.remote in self.blocked_remotes:
-            return "BLOCK"
-        if self.scenario.callout.decision == "block" and ci.remote:
-            return "BLOCK"
-        return "PERMIT"
+    def settings(self) -> CalloutSettings:
+        """The scenario's ``[callout]`` table resolved against its steps' remotes."""
+        ports: set[int] = set()
+        if self.scenario.callout.stream == "out_of_band":
+            for remotes in self.remotes.values():
+                ports.update(int(r.rpartition(":")[2]) for r in remotes)
+        return CalloutSettings(self.scenario.callout, frozenset(self.blocked_remotes),
+                               frozenset(ports))
 
     def start(self) -> None:
         engine, callout = self.engine, self.callout
-        if hasattr(callout, "policy"):
-            callout.policy = self._policy_for
-        if hasattr(callout, "decide_delay_s"):
-            callout.decide_delay_s = self.scenario.callout.delay_ms / 1000.0
-        if hasattr(callout, "edit_ports"):
-            ports: set[int] = set()
-            if self.scenario.callout.stream == "out_of_band":
-                for remotes in self.remotes.values():
-                    ports.update(int(r.rpartition(":")[2]) for r in remotes)
-            callout.edit_ports = frozenset(ports)
+        callout.configure(self.settings())
         engine.register(callout)
         installer = engine.open_session()
         status = engine.install(installer, callout)
@@ -420,7 +403,7 @@ class _Runner:
     def _do_callout_unregister(self, step: Step) -> StepProcess:
         yield None
         status = self.engine.unregister(self.callout)
-        if status == "STATUS_SUCCESS" and hasattr(self.callout, "unloaded"):
+        if status == "STATUS_SUCCESS":
             self.callout.unloaded()
         return StepResult(step.name, None, status)
 

@@ -1,0 +1,89 @@
+"""``--callout SPEC``: which callout a run on the engine model uses.
+
+One grammar for pytest, ``run``, ``certify run`` and ``simulate``:
+
+``reference``                the reference callout
+``mutant:NAME``              a known bug (``callout-harness mutants``)
+``module:pkg.mod:Class``     your own Python callout class (``module:`` may be left out)
+
+A spec is checked when the run is set up, not in its first scenario: the
+module must import, the name must be a class, and an instance must have
+every member of the :class:`~harness.engine.callout_api.Callout` protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from harness.errors import UsageError
+
+SPEC_FORMS = "reference, mutant:NAME or module:pkg.mod:Class"
+#: Members a callout object must have (the driver's entry points).
+CALLOUT_MEMBERS = ("attach", "configure", "classify", "notify", "flow_delete", "unloaded")
+
+
+def resolve(spec: Any, **kw: Any) -> tuple[Any, str | None]:
+    """(callout, client-mutant name or None) for a spec or a callout object."""
+    if not isinstance(spec, str):
+        return spec, None
+    if spec == "reference":
+        from harness.callouts.reference import ReferenceCallout
+
+        return ReferenceCallout(**kw), None
+    if spec.startswith("mutant:"):
+        from harness.callouts.mutants import CLIENT_MUTANTS, MUTANTS
+        from harness.callouts.reference import ReferenceCallout
+        from harness.callouts.registry import lookup
+
+        name = spec[len("mutant:"):]
+        mutant = lookup(MUTANTS, name)
+        if name in CLIENT_MUTANTS:
+            return ReferenceCallout(**kw), name
+        return mutant.factory(**kw), None
+    return _module_callout(spec, **kw), None
+
+
+def _module_callout(spec: str, **kw: Any) -> Any:
+    target = spec[len("module:"):] if spec.startswith("module:") else spec
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr or ":" in attr:
+        raise UsageError(f"unknown callout {spec!r}; expected {SPEC_FORMS}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(
+            f"callout {spec!r}: cannot import {module_name!r} ({exc}); the module must be "
+            "importable from where the run starts (installed, or on PYTHONPATH)"
+        ) from exc
+    except Exception as exc:  # the user's module raised while importing
+        raise UsageError(f"callout {spec!r}: importing {module_name!r} raised "
+                         f"{type(exc).__name__}: {exc}") from exc
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise UsageError(f"callout {spec!r}: {module_name!r} has no {attr!r}")
+    if not isinstance(factory, type):
+        raise UsageError(f"callout {spec!r}: {attr!r} is a {type(factory).__name__}, "
+                         "not a class")
+    try:
+        made = factory(**kw)
+    except Exception as exc:
+        raise UsageError(f"callout {spec!r}: {attr}() raised {type(exc).__name__}: {exc}; "
+                         "a callout class must construct with no arguments") from exc
+    check_callout(made, spec)
+    return made
+
+
+def check_callout(made: Any, spec: str) -> None:
+    """A one-line usage error naming every member a callout object lacks."""
+    missing = [m for m in CALLOUT_MEMBERS if not callable(getattr(made, m, None))]
+    if not isinstance(getattr(made, "name", None), str):
+        missing.insert(0, "name")
+    layers = getattr(made, "layers", None)
+    if not isinstance(layers, tuple | list) or not all(isinstance(x, str) for x in layers):
+        missing.insert(1 if "name" in missing else 0, "layers")
+    if missing:
+        raise UsageError(
+            f"callout {spec!r} is not a callout: it lacks {', '.join(missing)} "
+            "(subclass harness.callouts.reference.ReferenceCallout to inherit them)"
+        )
