@@ -27,7 +27,13 @@ are trace-format kinds and field names are trace-format fields, so the mapping
 is 1:1; values are normalised as drivers/README.md documents (statuses to
 names, booleans, handles to lower-case hex strings, GUIDs to upper case in
 braces, FWP enumerations to names). Events are read as a stream, ``seq``
-counts from 1 in file order, ``t`` is seconds since the first event.
+counts from 1 in file order, ``t`` is seconds since the first event: from
+``RawTime`` (``tracerpt -rts``) on the session clock that the EventTrace header
+event names (``PerfFreq``, ``ReservedFlags``), else from ``SystemTime`` in UTC
+or local time with its offset (``Z``, ``-07:00``, ``+0159``). A header event
+that reports lost events or buffers, a field tracerpt rendered as
+``win:Error...`` and an event left as ``BinaryEventData`` are errors naming
+the event: the binary ``.etl`` path (:mod:`harness.etw`) is the primary one.
 """
 
 from __future__ import annotations
@@ -115,7 +121,14 @@ DIRECTIONS: dict[int, str] = {0: "out", 1: "in"}
 INJECTION_STATES: dict[int, str] = {0: "none", 1: "self", 2: "other", 3: "prev_self"}
 _LAYER_PREFIXES = ("FWPS_LAYER_", "FWPM_LAYER_")
 _GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
-_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z?")
+_TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
+    r"(Z|[+-]\d\d:?\d\d)?"
+)
+#: The NT Kernel Logger's header event ("EventTrace"): carries the session's clock.
+EVENT_TRACE_GUID = "{68FDD900-4A3E-11D1-84F4-0000F80464E3}"
+#: TRACE_LOGFILE_HEADER.ReservedFlags: the session clock (logman -ct).
+CLOCK_QPC, CLOCK_SYSTEM, CLOCK_CYCLE = 1, 2, 3
 _TRUE = frozenset({"true", "1"})
 _FALSE = frozenset({"false", "0"})
 
@@ -235,17 +248,31 @@ def _converter(kind: str, name: str) -> Callable[[str], Any]:
 
 
 def _ticks(stamp: str) -> int:
-    """100-ns ticks since 0001-01-01 of an ETW SystemTime (full precision, no float)."""
+    """100-ns ticks since 0001-01-01 UTC of an ETW SystemTime (full precision, no float).
+
+    tracerpt writes UTC (``Z``) or local time with the machine's offset
+    (``-07:00``, ``+0159``); a stamp without either is taken as UTC.
+    """
     match = _TIME.fullmatch(stamp.strip())
     if not match:
-        raise _BadValue("a SystemTime like 2026-11-22T01:02:03.1234567Z")
+        raise _BadValue("a SystemTime like 2026-11-22T01:02:03.1234567Z or ...-07:00")
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction = (match[7] or "").ljust(9, "0")
+    offset_s = 0
+    zone = match[8]
+    if zone and zone != "Z":
+        digits = zone[1:].replace(":", "")
+        off_h, off_m = int(digits[:2]), int(digits[2:])
+        if off_h > 14 or off_m > 59:
+            raise _BadValue("a UTC offset of at most +-14:00 in SystemTime")
+        offset_s = (off_h * 3600 + off_m * 60) * (1 if zone[0] == "+" else -1)
     try:
         days = datetime.date(year, month, day).toordinal()
     except ValueError:
         raise _BadValue("a valid date in SystemTime") from None
-    seconds = days * 86400 + hour * 3600 + minute * 60 + second
+    if hour > 23 or minute > 59 or second > 60:
+        raise _BadValue("a valid time of day in SystemTime")
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_s
     return seconds * 10_000_000 + int(fraction) // 100
 
 
@@ -266,27 +293,105 @@ class _RawEvent:
     line: int
     provider: str | None = None
     system_time: str | None = None
+    raw_time: str | None = None
     system_task: str | None = None
     rendered_task: str | None = None
+    event_id: str | None = None
+    binary: bool = False
     data: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Clock:
+    """How to turn a RawTime into seconds: the session clock from the header event."""
+
+    kind: int = CLOCK_QPC
+    perf_freq: int | None = None
+    cpu_mhz: int | None = None
+
+    def hertz(self) -> int | None:
+        if self.kind == CLOCK_SYSTEM:
+            return 10_000_000
+        if self.kind == CLOCK_CYCLE:
+            return self.cpu_mhz * 1_000_000 if self.cpu_mhz else None
+        return self.perf_freq or None
 
 
 class _Converter:
     def __init__(self, where: str, provider: str | None) -> None:
         self.where = where
         self.provider = _guid(provider) if provider else None
-        self.first_ticks: int | None = None
+        self.first: int | None = None
+        #: "system" (SystemTime, 100 ns) or "raw" (RawTime, the session clock)
+        self.mode: str | None = None
+        self.clock = _Clock()
         self.t = 0.0
         self.stats = ConversionStats()
 
     def error(self, line: int, key: str | None, expected: str, found: str) -> TraceFormatError:
         return TraceFormatError(self.where, line=line, key=key, expected=expected, found=found)
 
+    def _header(self, raw: _RawEvent) -> None:
+        """The EventTrace header event: the clock, and whether events were lost."""
+        values = {name: text.strip() for name, text in raw.data if name}
+        for key in ("EventsLost", "BuffersLost"):
+            text = values.get(key, "0")
+            if _is_int(text) and _int(text) > 0:
+                raise self.error(raw.line, f"EventTrace.{key}",
+                                 "a complete capture (no lost events or buffers)",
+                                 f"{key} = {_int(text)}: ETW dropped events, the trace "
+                                 "would be judged as if whole (use more or larger buffers)")
+        for key, attr in (("PerfFreq", "perf_freq"), ("CPUSpeed", "cpu_mhz"),
+                          ("ReservedFlags", "kind")):
+            found = values.get(key)
+            if found is not None and _is_int(found):
+                setattr(self.clock, attr, _int(found))
+
+    def _stamp(self, raw: _RawEvent) -> float:
+        """Seconds since the first event, from RawTime (with the header's clock) or SystemTime."""
+        if self.mode is None:
+            hertz = self.clock.hertz()
+            self.mode = "raw" if raw.raw_time is not None and hertz else "system"
+            if raw.system_time is None and self.mode == "system":
+                if raw.raw_time is None:
+                    raise self.error(raw.line, "TimeCreated",
+                                     "a SystemTime or RawTime attribute", "none")
+                raise self.error(raw.line, "RawTime",
+                                 "the session clock (PerfFreq) from the EventTrace header "
+                                 "event, which tracerpt writes first", "no header event")
+        if self.mode == "raw":
+            if raw.raw_time is None or not _is_int(raw.raw_time):
+                raise self.error(raw.line, "RawTime", "an integer RawTime (tracerpt -rts)",
+                                 describe(raw.raw_time) if raw.raw_time else "none")
+            stamp, hertz = _int(raw.raw_time), self.clock.hertz() or 1
+        else:
+            if raw.system_time is None:
+                raise self.error(raw.line, "TimeCreated", "a SystemTime attribute", "none")
+            try:
+                stamp = _ticks(raw.system_time)
+            except _BadValue as exc:
+                raise self.error(raw.line, "SystemTime", exc.expected,
+                                 describe(raw.system_time)) from None
+            hertz = 10_000_000
+        if self.first is None:
+            self.first = stamp
+        return (stamp - self.first) / hertz
+
     def event(self, raw: _RawEvent) -> tuple[str, dict[str, Any]] | None:
+        if _guid(raw.provider) == EVENT_TRACE_GUID:
+            self._header(raw)
+            self.stats.skipped += 1
+            return None
         if self.provider is not None and _guid(raw.provider) != self.provider:
             self.stats.skipped += 1
             return None
         name = self._name(raw)
+        if raw.binary and self.provider is not None:
+            raise self.error(
+                raw.line, f"{name or 'event ' + (raw.event_id or '?').strip()}.BinaryEventData",
+                "decoded fields (tracerpt renders a TraceLogging event it can read as "
+                "EventData)", "undecoded BinaryEventData: the event's metadata did not "
+                "reach tracerpt; decode the .etl with 'callout-harness etw decode' instead")
         if name is None:
             if self.provider is None:
                 self.stats.skipped += 1
@@ -296,18 +401,9 @@ class _Converter:
         if self.provider is None and name not in SCHEMA:
             self.stats.skipped += 1
             return None
-        if raw.system_time is None:
-            raise self.error(raw.line, "TimeCreated", "a SystemTime attribute", "none")
-        try:
-            ticks = _ticks(raw.system_time)
-        except _BadValue as exc:
-            raise self.error(raw.line, "SystemTime", exc.expected,
-                             describe(raw.system_time)) from None
-        if self.first_ticks is None:
-            self.first_ticks = ticks
         # Per-CPU buffers can hand tracerpt a timestamp a tick behind its
         # predecessor; file order is the event order, so t holds still then.
-        self.t = max(self.t, (ticks - self.first_ticks) / 1e7)
+        self.t = max(self.t, self._stamp(raw))
         return name, self._fields(name, raw)
 
     @staticmethod
@@ -322,6 +418,9 @@ class _Converter:
         for name, text in raw.data:
             if not name or name in ("seq", "t", "ev"):
                 continue
+            if text.strip().startswith("win:Error"):
+                raise self.error(raw.line, f"{kind}.{name}", "a rendered value",
+                                 f"tracerpt's {text.strip()}: it could not render the field")
             if text == "" and not (kind == "complete_classify" and name == "action"):
                 continue  # a field the driver left empty is a field left out
             try:
@@ -342,6 +441,7 @@ class _Reader:
     #: element path below <Event> -> what its text is
     TEXT_PATHS: dict[tuple[str, ...], str] = {
         ("System", "Task"): "system_task",
+        ("System", "EventID"): "event_id",
         ("RenderingInfo", "Task"): "rendered_task",
         ("EventData", "Data"): "data",
     }
@@ -371,6 +471,9 @@ class _Reader:
             if local == "Event":
                 self.event = _RawEvent(self.parser.CurrentLineNumber)
             return
+        if self.event is not None and depth == 3 and local == "BinaryEventData":
+            self.event.binary = True
+            return
         if self.event is None or depth != 4:
             return
         where = (self.path[2], local)
@@ -378,6 +481,7 @@ class _Reader:
             self.event.provider = attrs.get("Guid")
         elif where == ("System", "TimeCreated"):
             self.event.system_time = attrs.get("SystemTime")
+            self.event.raw_time = attrs.get("RawTime")
         elif where in self.TEXT_PATHS:
             self.text = []
             self.data_name = attrs.get("Name")
@@ -396,6 +500,8 @@ class _Reader:
                 event.data.append((self.data_name, value))
             elif target == "system_task":
                 event.system_task = value
+            elif target == "event_id":
+                event.event_id = value
             elif target == "rendered_task":
                 event.rendered_task = value
             self.text = None
