@@ -32,6 +32,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "vm": ("harness.vm.cli", "list and garbage-collect harness VMs"),
     "certify": ("harness.certify.cli", "build or verify a certification bundle"),
     "history": ("harness.history.cli", "record runs and render the trend page"),
+    "etw": ("harness.commands.etw", "decode an .etl capture, or convert it into a trace"),
 }
 
 
@@ -144,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_BAD_INPUT
         return int(args.func(args))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error it printed (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except (UsageError, InputError) as exc:
         print(f"callout-harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

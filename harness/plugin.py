@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.errors import HarnessError, UsageError
+from harness.options import add_to_pytest
 
 _SESSION_KEY = pytest.StashKey["Any"]()
 
@@ -23,51 +24,13 @@ _SESSION_KEY = pytest.StashKey["Any"]()
 pytest_plugins = ["harness.plugin_ci"]
 
 
-def count_option(text: str) -> int:
-    """A pytest option value that is a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise pytest.UsageError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _callout_spec(text: str) -> str:
-    if text == "reference" or text.startswith(("mutant:", "module:")):
-        return text
-    raise pytest.UsageError(
-        f"--callout takes reference, mutant:NAME or module:pkg.mod:Class, got {text!r}"
-    )
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("callout-harness", "WFP callout driver scenarios")
-    group.addoption("--vm", dest="harness_vm", metavar="NAME", default=None,
-                    help="target: 'sim' (the embedded engine model, default) or a VM profile "
-                         "name from fixtures/ (win11, linux-tcg, ...)")
-    group.addoption("--callout", dest="harness_callout", metavar="SPEC", default=None,
-                    type=_callout_spec,
-                    help="callout on --vm sim: reference (default), mutant:NAME, "
-                         "module:pkg.mod:Class")
-    group.addoption("--seed", dest="harness_seed", metavar="N", default=None, type=count_option,
-                    help="seed for every scenario (default: each scenario's own seed)")
+    add_to_pytest(group)
     group.addoption("--harness-out", dest="harness_out", metavar="DIR", default=None,
                     help="directory for traces and the HTML report (default harness-out)")
-    group.addoption("--engine-fault", dest="harness_faults", metavar="NAME", action="append",
-                    default=[], help="break one engine guarantee on --vm sim (see "
-                    "'callout-harness faults'); repeatable")
-    group.addoption("--explore", dest="harness_explore", metavar="N", default=0,
-                    type=count_option,
-                    help="try N seeded interleavings of each scenario's concurrent steps")
     group.addoption("--vm-pool", dest="harness_pool", metavar="FILE", default=None,
                     help="pool file of VM slots; each xdist worker leases one")
-    group.addoption("--vm-uri", dest="harness_vm_uri", metavar="URI", default=None,
-                    help="libvirt URI for --vm PROFILE instead of the profile's own "
-                         "(e.g. qemu+ssh://hv2/system)")
-    group.addoption("--driver", dest="harness_driver", metavar="MANIFEST", default=None,
-                    help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
     parser.addini("harness_vm", "default --vm target", default="sim")
     parser.addini("harness_out", "default --harness-out directory", default="harness-out")
     parser.addini("harness_scenario_dirs", "directories whose *.toml files are scenarios",
@@ -85,6 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
     _check_target(config)
+    # A bad --callout, --engine-fault or target set-up (a profile whose images
+    # are not there) stops the run once here, not once per scenario.
+    try:
+        harness_session(config)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _check_target(config: pytest.Config) -> None:
@@ -130,12 +99,11 @@ def _options(config: pytest.Config) -> Any:
 
 def _progress_writer(config: pytest.Config) -> Callable[[object], None] | None:
     """Long VM steps report to the terminal directly, past output capture."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return None
 
     def write(event: object) -> None:
-        reporter.write_line(f"[vm] {event}")
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"[vm] {event}")
 
     return write
 
@@ -155,10 +123,7 @@ def harness_session(config: pytest.Config) -> Any:
 
     session = config.stash.get(_SESSION_KEY, None)
     if session is None:
-        options = _options(config)
-        if options.vm != "sim" and options.faults:
-            raise pytest.UsageError("--engine-fault applies to --vm sim only")
-        session = HarnessSession(options)
+        session = HarnessSession(_options(config))
         config.stash[_SESSION_KEY] = session
     return session
 

@@ -36,7 +36,7 @@ from harness.certify.verdict import (
 )
 from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, load_errata
 from harness.errors import HarnessError
-from harness.plugin import count_option
+from harness.options import MAX_RETRIES, whole_number
 
 __all__ = ["run_with_retries"]
 
@@ -47,11 +47,7 @@ OUTCOME_PROP, KNOWN_PROP, MESSAGE_PROP = "harness_outcome", "known_issues", "har
 
 
 
-def _runs(text: str) -> int:
-    value = count_option(text)
-    if value < 1:
-        raise pytest.UsageError("--errata-stale-runs takes a number >= 1")
-    return value
+MAX_STALE_RUNS = 1000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,10 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--errata", dest="harness_errata", metavar="FILE", default=None,
                     help="known-issues file: failures matched by live entries are 'known'")
     group.addoption("--harness-retries", dest="harness_retries", metavar="N", default=0,
-                    type=count_option,
+                    type=whole_number(0, MAX_RETRIES),
                     help="run a failed scenario up to N more times; a later pass is 'flaky'")
     group.addoption("--errata-stale-runs", dest="harness_errata_stale_runs", metavar="N",
-                    default=DEFAULT_STALE_RUNS, type=_runs,
+                    default=DEFAULT_STALE_RUNS, type=whole_number(1, MAX_STALE_RUNS),
                     help="report errata entries that matched nothing in N consecutive runs "
                          f"(default {DEFAULT_STALE_RUNS}; counted with --errata-history)")
     group.addoption("--errata-history", dest="harness_errata_history", metavar="FILE",

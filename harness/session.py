@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UsageError
@@ -28,7 +28,6 @@ class SessionOptions:
     pool: Path | None = None
     driver: Path | None = None
     explore: int = 0
-    retries: int = 0
     vm_uri: str | None = None
     #: where long VM steps (boot, revert, image copy) report progress
     progress: Callable[[object], None] | None = None
@@ -50,9 +49,20 @@ def make_target(options: SessionOptions) -> Target:
 
 @dataclass
 class HarnessSession:
+    """Built from its options, it validates them at once (callout, engine
+    faults, the target's profile or pool): a mistake is a usage error before
+    any scenario runs. A VM target leases its slot only when first used."""
+
     options: SessionOptions
     _target: Target | None = None
-    results: list[ScenarioResult] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from harness.engine.faults import parse_faults
+
+        parse_faults(self.options.faults)
+        if self.options.vm != "sim" and self.options.faults:
+            raise UsageError("--engine-fault applies to --vm sim only")
+        self._target = make_target(self.options)
 
     @property
     def target(self) -> Target:
@@ -67,15 +77,17 @@ class HarnessSession:
     def seed_for(self, scenario: Scenario) -> int:
         return scenario.seed if self.options.seed is None else self.options.seed
 
-    def run(self, scenario: Scenario, seed: int | None = None, attempt: int = 0) -> ScenarioResult:
+    def run(self, scenario: Scenario, seed: int | None = None, attempt: int = 0,
+            trace_dir: Path | None = None) -> ScenarioResult:
+        """Run and judge one scenario; its trace goes to ``trace_dir`` (default
+        ``<out>/traces``)."""
         seed = self.seed_for(scenario) if seed is None else seed
-        out = self.options.out_dir / "traces"
+        out = trace_dir or self.options.out_dir / "traces"
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         run = self.target.run(scenario, seed=seed, out_dir=out, attempt=attempt)
         result = evaluate(scenario, run)
         result.run.meta.setdefault("duration_s", time.perf_counter() - started)
-        self.results.append(result)
         return result
 
     def close(self) -> None:

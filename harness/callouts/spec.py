@@ -23,6 +23,19 @@ SPEC_FORMS = "reference, mutant:NAME or module:pkg.mod:Class"
 CALLOUT_MEMBERS = ("attach", "configure", "classify", "notify", "flow_delete", "unloaded")
 
 
+def spec_kind(spec: str) -> str | None:
+    """``reference``, ``mutant`` or ``module`` for a well-formed spec, else None."""
+    if spec == "reference":
+        return "reference"
+    if spec.startswith("mutant:"):
+        return "mutant" if spec[len("mutant:"):] else None
+    target = spec[len("module:"):] if spec.startswith("module:") else spec
+    module_name, sep, attr = target.partition(":")
+    if sep and module_name and attr and ":" not in attr:
+        return "module"
+    return None
+
+
 def resolve(spec: Any, **kw: Any) -> tuple[Any, str | None]:
     """(callout, client-mutant name or None) for a spec or a callout object."""
     if not isinstance(spec, str):
@@ -45,10 +58,10 @@ def resolve(spec: Any, **kw: Any) -> tuple[Any, str | None]:
 
 
 def _module_callout(spec: str, **kw: Any) -> Any:
+    if spec_kind(spec) != "module":
+        raise UsageError(f"unknown callout {spec[:80]!r}; expected {SPEC_FORMS}")
     target = spec[len("module:"):] if spec.startswith("module:") else spec
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr or ":" in attr:
-        raise UsageError(f"unknown callout {spec!r}; expected {SPEC_FORMS}")
+    module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -1,4 +1,5 @@
-"""``callout-harness faults``: the engine faults, with the engine rule each breaks."""
+"""``callout-harness faults``: the engine faults, the engine rules each breaks, and the
+callout that reveals it (the one ``simulate --engine-fault NAME`` uses by default)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.engine.faults import FAULTS
+    from harness.engine.workload import describe_faults
 
-    return print_catalog(FAULTS.values(), args.format)
+    # the callout column: what a run with the fault uses unless told otherwise
+    return print_catalog(describe_faults(), args.format, ("callout",))

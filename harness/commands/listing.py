@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from typing import Any
 
 
-def print_catalog(entries: Iterable[Any], fmt: str,
-                  kind: Callable[[Any], str] | None = None) -> int:
-    """``{"name", "rules", "description"}`` rows as JSON, or aligned text."""
-    items = list(entries)
+def print_catalog(rows: Sequence[dict[str, Any]], fmt: str,
+                  columns: Sequence[str] = ()) -> int:
+    """Rows with ``name``, ``rules`` and ``description`` (and ``columns``) as
+    JSON (every key of each row), or as aligned text."""
     if fmt == "json":
-        print(json.dumps([{"name": e.name, "rules": list(e.rules),
-                           "description": e.description} for e in items], indent=2))
+        print(json.dumps(list(rows), indent=2))
         return 0
-    width = max((len(e.name) for e in items), default=4)
-    rules_w = max((len(",".join(e.rules)) for e in items), default=5)
-    for e in items:
-        column = f"{kind(e):<6}  " if kind else ""
-        print(f"{e.name:<{width}}  {column}{','.join(e.rules):<{rules_w}}  {e.description}")
+    table = [[str(r["name"]), *(str(r.get(c, "")) for c in columns), ",".join(r["rules"])]
+             for r in rows]
+    widths = [max((len(t[i]) for t in table), default=4) for i in range(len(columns) + 2)]
+    for r, cells in zip(rows, table, strict=True):
+        text = "  ".join(f"{cell:<{w}}" for cell, w in zip(cells, widths, strict=True))
+        print(f"{text}  {r['description']}")
     return 0

@@ -12,7 +12,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.callouts.mutants import CLIENT_MUTANTS, MUTANTS
+    from harness.callouts.mutants import describe_mutants
 
-    return print_catalog(MUTANTS.values(), args.format,
-                         lambda m: "client" if m.name in CLIENT_MUTANTS else "driver")
+    return print_catalog(describe_mutants(), args.format, ("kind",))

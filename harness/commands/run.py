@@ -19,6 +19,7 @@ from harness.certify.cli import add_ci_arguments
 from harness.certify.verdict import RED, Attempt, ItemOutcome, judge_item, read_attempts
 from harness.errata import Errata, load_errata
 from harness.errors import HarnessError, UsageError
+from harness.options import add_to_argparse
 from harness.report.html import ReportItem, write_html
 from harness.scenario.failure import item_from_record, result_record
 from harness.scenario.loader import load_catalog, load_scenario, select
@@ -27,28 +28,17 @@ from harness.session import HarnessSession, SessionOptions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vm", default="sim", metavar="NAME",
-                   help="target: sim (default) or a VM profile name")
+    add_to_argparse(p, ["vm", "callout"])
     p.add_argument("--scenario", default="all", metavar="NAME|all|FILE",
                    help="comma list of scenario names, 'all', or a scenario file")
     p.add_argument("--scenarios-dir", default="scenarios", metavar="DIR",
                    help="the catalog directory (default: scenarios)")
-    p.add_argument("--callout", default="reference", metavar="SPEC",
-                   help="sim only: reference, mutant:NAME or module:pkg.mod:Class")
-    p.add_argument("--engine-fault", action="append", default=[], metavar="NAME",
-                   help="sim only: break one engine guarantee (repeatable)")
-    p.add_argument("--seed", type=int, default=None, metavar="N",
-                   help="seed for every scenario (default: each scenario's own)")
-    p.add_argument("--explore", type=int, default=0, metavar="N",
-                   help="try N seeded interleavings per scenario; shrink a failure")
+    add_to_argparse(p, ["faults", "seed", "explore"])
     p.add_argument("--out", default="harness-out", metavar="DIR",
                    help="where traces and report.html go (default: harness-out)")
     p.add_argument("--fixtures", default="fixtures", metavar="DIR",
                    help="where VM profiles are found (default: fixtures)")
-    p.add_argument("--vm-uri", default=None, metavar="URI",
-                   help="libvirt URI for --vm PROFILE instead of the profile's own")
-    p.add_argument("--driver", metavar="MANIFEST", default=None,
-                   help="driver manifest (drivers/NAME/driver.toml) to deploy on a VM target")
+    add_to_argparse(p, ["vm_uri", "driver"])
     add_ci_arguments(p)
 
 
@@ -73,20 +63,15 @@ def scenarios_for(args: argparse.Namespace) -> list[Scenario]:
 
 def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
     """Run the chosen scenarios, judge each (errata, retries), print progress."""
-    if args.seed is not None and args.seed < 0:
-        raise UsageError("--seed takes a number >= 0")
-    if args.explore < 0:
-        raise UsageError("--explore takes a number >= 0")
     errata: Errata | None = load_errata(args.errata) if args.errata else None
     scenarios = scenarios_for(args)
     options = SessionOptions(
         vm=args.vm, callout=args.callout, seed=args.seed, out_dir=out_dir,
-        faults=tuple(args.engine_fault), explore=args.explore, retries=args.retries,
+        faults=tuple(args.faults), explore=args.explore,
         driver=Path(args.driver) if args.driver else None,
         search_dirs=(Path(args.fixtures),), vm_uri=args.vm_uri,
     )
-    session = HarnessSession(options)
-    _ = session.target  # a bad --vm, --callout or --engine-fault stops here, before any run
+    session = HarnessSession(options)  # a bad --vm, --callout or --engine-fault stops here
     summary = RunSummary()
     started = time.perf_counter()
     width = len(str(len(scenarios)))
@@ -95,8 +80,10 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
             print(f"[{n:>{width}}/{len(scenarios)}] {scenario.name} ...", end="", flush=True,
                   file=sys.stderr)
             t0 = time.perf_counter()
-            item = _run_one(session, scenario, args, errata, summary)
+            item, note = _run_one(session, scenario, args, errata, summary)
             print(f" {item.outcome} ({time.perf_counter() - t0:.2f} s)", file=sys.stderr)
+            if note:
+                print(f"      {note.strip()}".replace("\n", "\n      "), file=sys.stderr)
             for failure in item.record.get("failures", []):
                 print(f"      {failure}", file=sys.stderr)
             if item.message:
@@ -109,16 +96,18 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
 
 
 def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespace,
-             errata: Errata | None, summary: RunSummary) -> ItemOutcome:
+             errata: Errata | None, summary: RunSummary) -> tuple[ItemOutcome, str]:
+    """The item's verdict, and the explore summary to print under its line."""
     from harness.certify.verdict import run_with_retries
 
+    note = ""
     try:
         if args.explore:
             from harness.scenario.explore import explore
 
             found = explore(session, scenario, args.explore)
             result = found.result
-            print(found.describe(), end="", file=sys.stderr)
+            note = found.describe()
         else:
             result, _ = run_with_retries(session, scenario, args.retries)
     except UsageError:
@@ -130,12 +119,12 @@ def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespa
                   "failures": [message], "violations": [], "expected_violations": [],
                   "trace": "", "duration_s": 0.0}
         summary.report.append(item_from_record(record, "error"))
-        return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))])
+        return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))]), note
     record = result_record(result)
     attempts, os_build = read_attempts(result.run.trace_path)
     item = judge_item(record, attempts, os_build=os_build, errata=errata)
     summary.report.append(item_from_record(record, item.outcome))
-    return item
+    return item, note
 
 
 def run(args: argparse.Namespace) -> int:

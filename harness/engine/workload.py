@@ -418,7 +418,8 @@ def run_workload(
     """
     if name not in WORKLOADS:
         raise UsageError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
-    from harness.callouts.mutants import callout_for_faults, resolve
+    from harness.callouts.mutants import callout_for_faults
+    from harness.callouts.spec import resolve
 
     if callout is None:
         callout = callout_for_faults(faults)
@@ -440,7 +441,15 @@ def simulate(
     path: str, *, workload: str = "mixed", seed: int = 0, events: int = 20000,
     callout: str | None = None, faults: Iterable[str] = (),
 ) -> WorkloadResult:
-    """Run a workload into a JSON Lines file (the ``simulate`` command)."""
+    """Run a workload into a JSON Lines file, or standard output for ``-``
+    (the ``simulate`` command)."""
+    if path == "-":
+        import sys
+
+        result, _ = run_workload(workload, seed, events, callout, faults, sys.stdout.buffer,
+                                 keep=False)
+        sys.stdout.buffer.flush()
+        return result
     with open(path, "wb") as out:
         result, _ = run_workload(workload, seed, events, callout, faults, out, keep=False)
     return result

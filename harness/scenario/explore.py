@@ -63,8 +63,10 @@ def explore(session: Any, scenario: Scenario, tries: int) -> ExploreResult:
         seed = base + i
         last = session.run(scenario, seed=seed)
         if last.failures:
-            minimal = shrink(session, scenario, seed, signature(last))
+            # The shrinking runs write their traces under explore/, never over
+            # the trace of the failure this result names.
             out = session.options.out_dir / "explore"
+            minimal = shrink(session, scenario, seed, signature(last), out / "shrink")
             out.mkdir(parents=True, exist_ok=True)
             path = out / f"{scenario.name}.seed{seed}.min.toml"
             path.write_text(dump_scenario(minimal), encoding="utf-8")
@@ -108,13 +110,19 @@ def without(scenario: Scenario, drop: set[int]) -> Scenario:
     return replace(scenario, steps=renumbered, expect=expect, callout=callout)
 
 
-def shrink(session: Any, scenario: Scenario, seed: int, sig: frozenset[str]) -> Scenario:
-    """Delta debugging (ddmin) over steps: the smallest scenario failing with ``sig``."""
+def shrink(session: Any, scenario: Scenario, seed: int, sig: frozenset[str],
+           trace_dir: Path) -> Scenario:
+    """Delta debugging (ddmin) over steps: the smallest scenario failing with ``sig``.
+
+    Each candidate's trace is written to ``trace_dir`` (one file per try)."""
+    tries = 0
 
     def fails(candidate: Scenario) -> bool:
+        nonlocal tries
         if not candidate.steps:
             return False
-        result = session.run(candidate, seed=seed)
+        tries += 1
+        result = session.run(candidate, seed=seed, attempt=tries, trace_dir=trace_dir)
         return bool(result.failures) and bool(signature(result) & sig)
 
     current = scenario

@@ -218,9 +218,12 @@ def _rule_list(t: Table, key: str) -> frozenset[str]:
         try:
             out |= select_rules(item)
         except UsageError:
+            looks_like_id = isinstance(item, str) and re.fullmatch(r"[A-Za-z]{2}\d{3}", item)
             raise t.doc.fail(
-                (*t.key, key, i), expected="a rule ID such as PC001, or a family such as EP*",
-                found=describe(item),
+                (*t.key, key, i),
+                expected="a rule ID of the contract ('callout-harness rules' lists them)"
+                if looks_like_id else "a rule ID such as PC001, or a family such as EP*",
+                found=f"unknown rule {item}" if looks_like_id else describe(item),
             ) from None
     return frozenset(out)
 

@@ -118,4 +118,4 @@ def test_a_bad_retry_count_is_a_usage_error(pytester: pytest.Pytester) -> None:
     scenario_project(pytester)
     result = pytester.runpytest("--harness-retries", "-1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*expected a number >= 0, got -1*"])
+    result.stderr.fnmatch_lines(["*argument --harness-retries: expected a whole number from 0 to 100, got '-1'*"])

@@ -114,20 +114,42 @@ def test_bad_scenario_file_is_one_line_collect_error(pytester: pytest.Pytester) 
     assert "Traceback" not in result.stdout.str()
 
 
-def test_bad_option_values(pytester: pytest.Pytester) -> None:
-    _copy(pytester, "connect-pend-permit")
-    result = pytester.runpytest("scenarios", "--callout", "nonsense")
+@pytest.mark.parametrize(("args", "words"), [
+    (["--callout", "nonsense"],
+     "*argument --callout: expected reference, mutant:NAME or module:pkg.mod:Class, got 'nonsense'"),
+    (["--seed", "-3"], "*argument --seed: expected a whole number from 0 to 4294967295, got '-3'"),
+    (["--seed=-3"], "*argument --seed: expected a whole number from 0 to 4294967295, got '-3'"),
+    (["--seed", "99999999999999999999999"], "*argument --seed: expected a whole number from 0*"),
+    (["--explore", "x"], "*argument --explore: expected a whole number from 0 to 10000, got 'x'"),
+    (["--engine-fault", "nonsense"], "*argument --engine-fault: unknown engine fault 'nonsense'*"),
+    (["--callout", "mutant:no_such_bug"], "*UsageError: unknown mutant 'no_such_bug'*"),
+    (["--callout", "mutant:txn_left_open"], "*'txn_left_open' is a policy-client mutant*simulate*"),
+    (["--callout", "module:harness.callouts.reference:FAMILIES"],
+     "*'FAMILIES' is a tuple, not a class*"),
+    (["--engine-fault", "pend_allowed_on_reauth", "--vm", "linux-tcg"],
+     "*--engine-fault applies to --vm sim only*"),
+])
+def test_bad_options_stop_the_run_once_at_start_up(
+    pytester: pytest.Pytester, args: list[str], words: str
+) -> None:
+    _copy(pytester, "connect-pend-permit", "txn-one-per-session")
+    shutil.copytree(CATALOG.parent / "fixtures", pytester.path / "fixtures")
+    result = pytester.runpytest("scenarios", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--callout takes reference, mutant:NAME or module:*"])
-    result = pytester.runpytest("scenarios", "--seed", "-3")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([words])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert "failed" not in result.stdout.str()
 
 
-def test_unknown_mutant_fails_with_a_usage_message(pytester: pytest.Pytester) -> None:
-    _copy(pytester, "connect-pend-permit")
-    result = pytester.runpytest("scenarios", "--callout", "mutant:no_such_bug")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*UsageError*no_such_bug*"])
+def test_a_vm_profile_without_images_stops_at_start_up(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CALLOUT_HARNESS_IMAGES", raising=False)
+    _copy(pytester, "connect-pend-permit", "txn-one-per-session")
+    shutil.copytree(CATALOG.parent / "fixtures", pytester.path / "fixtures")
+    result = pytester.runpytest("scenarios", "--vm", "win11", "--driver", "x.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*win11.toml:*CALLOUT_HARNESS_IMAGES*"])
 
 
 def test_unknown_vm_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:

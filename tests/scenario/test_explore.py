@@ -18,7 +18,9 @@ def test_explore_passes_clean_scenario(tmp_path: Path) -> None:
     sc = load_scenario(REPO / "scenarios" / "connect-concurrent-mixed.toml")
     found = explore(session, sc, 4)
     assert found.failing_seed is None and found.tried == 4
-    assert [r.run.seed for r in session.results] == [1, 2, 3, 4]
+    seeds = sorted(int(t.name.split(".seed")[1].split(".")[0])
+                   for t in (tmp_path / "traces").glob("*.jsonl"))
+    assert seeds == [1, 2, 3, 4]
     assert "all passed" in found.describe()
 
 
@@ -51,3 +53,32 @@ def test_run_cli_explore_prints_the_schedule(tmp_path: Path, capsys) -> None:  #
     err = capsys.readouterr().err
     assert "minimal failing schedule: seed 1" in err
     assert "replay: callout-harness run --scenario" in err
+
+
+def test_the_failing_trace_is_the_one_that_failed(tmp_path: Path) -> None:
+    """Shrinking never overwrites the failing run's trace: ``check`` on the
+    trace a failure names agrees with the printed violations."""
+    from harness.contract.checker import check_file
+
+    session = HarnessSession(SessionOptions(out_dir=tmp_path,
+                                            callout="mutant:flips_reauth_decision"))
+    sc = load_scenario(REPO / "scenarios" / "connect-concurrent-mixed.toml")
+    found = explore(session, sc, 3)
+    assert found.failing_seed is not None and found.minimal is not None
+    named = found.result.run.trace_path
+    assert named.parent == tmp_path / "traces"
+    judged = check_file(named)
+    assert [v.as_json() for v in judged.violations] == [
+        v.as_json() for v in found.result.check.violations]
+    assert judged.events == found.result.check.events
+    assert list((tmp_path / "explore" / "shrink").glob("*.jsonl"))
+
+
+def test_explore_progress_line_reads_once(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = main(["run", "--scenario", "connect-pend-permit", "--explore", "2",
+                 "--out", str(tmp_path), "--scenarios-dir", str(REPO / "scenarios")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "all passed passed" not in err
+    assert "connect-pend-permit ... passed" in err
+    assert "explored 2 schedule(s): all passed" in err
