@@ -6,6 +6,12 @@ so a mistake becomes a one-line :class:`~harness.errors.InputError`
 (``FILE:LINE: KEY: expected X, found Y``). Keys that no getter asked for are
 reported by :meth:`Table.finish`, which is how unknown keys become errors.
 
+Every file goes through :func:`parse_toml`, which bounds what a user can make
+the reader hold: at most :data:`MAX_FILE_BYTES` bytes, UTF-8, tables and
+arrays nested at most :data:`MAX_DEPTH` deep (Python's TOML reader recurses,
+so a file of 500 nested arrays would otherwise end in a RecursionError).
+Echoed values are cut to :data:`MAX_ECHO` characters.
+
 Standard library only: this module is imported without libvirt.
 """
 
@@ -29,6 +35,85 @@ _ASSIGN = re.compile(rf"^\s*({_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*)\s*
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _MISSING: Any = object()
 
+#: The largest TOML file the harness reads (scenarios, profiles, pools, manifests, errata).
+MAX_FILE_BYTES = 1 << 20
+#: How deep tables and arrays may nest in any TOML file the harness reads.
+MAX_DEPTH = 32
+#: How many characters of a key or value an error message echoes.
+MAX_ECHO = 80
+
+
+def clip(text: str, limit: int = MAX_ECHO) -> str:
+    """``text`` cut to ``limit`` characters (with a note of how long it was)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deep dicts and lists nest in ``value``, counted without recursion;
+    stops counting once ``limit`` is passed."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+
+def parse_toml(
+    path: Path, error: type[InputError], *, syntax_as_expected: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Read and parse the TOML file at ``path`` within the bounds above.
+
+    Returns the text and the data; every failure is one ``error`` line naming the
+    file. A syntax error reads "not valid TOML: WHY", or with ``syntax_as_expected``
+    "expected valid TOML, found WHY".
+    """
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError as exc:
+        raise error(str(path), message="file not found") from exc
+    except IsADirectoryError as exc:
+        raise error(str(path), expected="a TOML file", found="a directory") from exc
+    except OSError as exc:
+        raise error(str(path), message=f"cannot read ({exc.strerror or exc})") from exc
+    if len(raw) > MAX_FILE_BYTES:
+        raise error(str(path), expected=f"a file of at most {MAX_FILE_BYTES} bytes",
+                    found="a larger file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(str(path), line=raw.count(b"\n", 0, exc.start) + 1, expected="UTF-8 text",
+                    found=f"byte 0x{raw[exc.start]:02X}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        at = int(found.group(1)) if found else None
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        if syntax_as_expected:
+            raise error(str(path), line=at, expected="valid TOML", found=clip(reason)) from None
+        raise error(str(path), line=at, message=f"not valid TOML: {clip(reason)}") from None
+    except RecursionError:
+        raise error(str(path), expected=f"tables and arrays nested at most {MAX_DEPTH} deep",
+                    found="deeper nesting") from None
+    if nesting_depth(data, MAX_DEPTH) > MAX_DEPTH:
+        raise error(str(path), expected=f"tables and arrays nested at most {MAX_DEPTH} deep",
+                    found="deeper nesting")
+    return text, data
+
 
 def _split_dotted(text: str) -> list[str]:
     return [part.strip().strip("\"'") for part in text.split(".")]
@@ -40,19 +125,7 @@ class Document:
     def __init__(self, path: Path, error: type[InputError]) -> None:
         self.path = path
         self.error_type = error
-        try:
-            self.text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise error(str(path), message="file not found") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise error(str(path), message=f"cannot read: {exc}") from exc
-        try:
-            self.data = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as exc:
-            found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-            line = int(found.group(1)) if found else None
-            reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-            raise error(str(path), line=line, message=f"not valid TOML: {reason}") from exc
+        self.text, self.data = parse_toml(path, error)
         self._lines = self._index_lines()
 
     def _index_lines(self) -> dict[tuple[KeyPart, ...], int]:
@@ -104,10 +177,10 @@ class Document:
         return self.error_type(
             str(self.path),
             line=self.line_of(key),
-            key=dotted(key) or None,
-            expected=expected,
-            found=found,
-            message=message,
+            key=clip(dotted(key)) or None,
+            expected=None if expected is None else clip(expected, 4 * MAX_ECHO),
+            found=None if found is None else clip(found),
+            message=None if message is None else clip(message, 4 * MAX_ECHO),
         )
 
     def root(self) -> Table:

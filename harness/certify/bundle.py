@@ -10,15 +10,24 @@ Layout::
       report.html       the HTML report, its trace links relative to DIR
       traces/           every trace, retries included
       SHA256SUMS        sha256sum format, over every other file
+      SHA256SUMS.sig    with a signing key: an SSH signature of SHA256SUMS
 
 ``certify verify`` (:mod:`harness.certify.verify`) checks all of it.
+
+Nothing is half-written: the directory is built under a temporary name beside
+DIR and renamed into place, the archive is written to ``DIR.tar.gz.partial``
+and renamed, so Ctrl-C leaves the previous bundle (or nothing), never a torn
+one. A run that was interrupted can still be written with ``complete=False``:
+results.json then says ``"complete": false`` and why, and verify refuses it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tarfile
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -28,9 +37,11 @@ from typing import Any
 
 from harness import __version__
 from harness.certify.environment import build_environment, sha256_file
+from harness.certify.signing import SIGNATURE, sign_sums
+from harness.certify.tree import scan
 from harness.certify.verdict import OUTCOMES, RED, ErrataReport, ItemOutcome, errata_report
 from harness.errata import DEFAULT_STALE_RUNS, Errata
-from harness.errors import UsageError
+from harness.errors import InputError, UsageError
 from harness.report.html import ReportItem, write_html
 
 SUMS = "SHA256SUMS"
@@ -41,7 +52,7 @@ REPORT = "report.html"
 TRACES = "traces"
 #: Files every bundle has besides its traces.
 REQUIRED_FILES = (RESULTS, ENVIRONMENT, JUNIT, REPORT, SUMS)
-_BUNDLE_NAMES = frozenset({*REQUIRED_FILES, TRACES})
+_BUNDLE_NAMES = frozenset({*REQUIRED_FILES, TRACES, SIGNATURE})
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,41 @@ def check_bundle_dir(directory: Path) -> None:
                          f"({', '.join(foreign[:3])}); choose a new or empty directory")
 
 
-def _prepare(directory: Path) -> None:
+def _prepare(directory: Path) -> Path:
+    """A fresh work directory beside ``directory``, to be renamed into place."""
     check_bundle_dir(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{directory.name}.partial-", dir=directory.parent))
+    (work / TRACES).mkdir()
+    return work
+
+
+def _install(work: Path, directory: Path) -> None:
+    """Put the finished ``work`` directory at ``directory``, replacing a previous bundle."""
+    old: Path | None = None
     if directory.exists():
-        shutil.rmtree(directory)
-    (directory / TRACES).mkdir(parents=True, exist_ok=True)
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+        os.replace(directory, old / "bundle")
+    os.replace(work, directory)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _rules_of(record: dict[str, Any]) -> list[str] | None:
+    """The rules the item was judged by: the record's, or its scenario's selection."""
+    rules = record.get("rules")
+    if isinstance(rules, list):
+        return sorted(str(r) for r in rules)
+    path = record.get("path")
+    if not path:
+        return None
+    from harness.errors import InputError
+    from harness.scenario.loader import load_scenario
+
+    try:
+        return sorted(load_scenario(path).expect.rules)
+    except (InputError, OSError):
+        return None
 
 
 def _copy_traces(directory: Path, items: Iterable[ItemOutcome]) -> dict[str, str]:
@@ -119,6 +160,7 @@ def item_json(item: ItemOutcome, traces: dict[str, str]) -> dict[str, Any]:
             for v in record.get("violations", [])
         ],
         "expected_violations": list(record.get("expected_violations", [])),
+        "rules": _rules_of(record),
         "known_issues": list(item.known_issues),
         "message": item.message,
         "duration_s": record.get("duration_s", 0.0),
@@ -126,7 +168,8 @@ def item_json(item: ItemOutcome, traces: dict[str, str]) -> dict[str, Any]:
 
 
 def results_document(
-    items: list[ItemOutcome], traces: dict[str, str], errata: dict[str, Any] | None
+    items: list[ItemOutcome], traces: dict[str, str], errata: dict[str, Any] | None,
+    *, complete: bool = True, interrupted: str | None = None,
 ) -> dict[str, Any]:
     summary = dict.fromkeys(OUTCOMES, 0)
     for item in items:
@@ -138,6 +181,8 @@ def results_document(
         "targets": sorted({item.target for item in items}),
         "summary": summary,
         "ok": not any(item.outcome in RED for item in items),
+        "complete": complete,
+        "interrupted": None if complete else (interrupted or "interrupted"),
         "errata": errata,
         "items": [item_json(item, traces) for item in items],
     }
@@ -153,7 +198,7 @@ def _report(directory: Path, entries: list[dict[str, Any]], vm: str) -> None:
         if path is not None and path.is_file():
             try:
                 events = list(TraceReader(path))
-            except Exception:  # a broken trace still gets its row
+            except (InputError, OSError):  # a broken trace still gets its row
                 events = []
         message = entry["message"] or "; ".join(entry["failures"])
         if entry["outcome"] == "flaky":
@@ -209,26 +254,36 @@ def write_junit(path: Path, entries: list[dict[str, Any]], suite: str = "callout
 # -- sums and archive ----------------------------------------------------------
 
 def bundle_files(directory: Path) -> list[str]:
-    """Every regular file under ``directory`` but SHA256SUMS, as sorted posix paths."""
-    return sorted(
-        p.relative_to(directory).as_posix()
-        for p in directory.rglob("*")
-        if p.is_file() and p.relative_to(directory).as_posix() != SUMS
-    )
+    """Every regular file under ``directory`` but SHA256SUMS and its signature, as
+    sorted posix paths (links and special files are never part of a bundle)."""
+    return [rel for rel in scan(directory).files if rel not in (SUMS, SIGNATURE)]
 
 
-def write_sums(directory: Path) -> Path:
+def write_sums(directory: Path, sign_key: Path | None = None) -> Path:
     lines = [f"{sha256_file(directory / rel)}  {rel}\n" for rel in bundle_files(directory)]
     out = directory / SUMS
     out.write_text("".join(lines), encoding="utf-8")
+    if sign_key is not None:
+        sign_sums(out, sign_key)
     return out
 
 
-def write_archive(directory: Path) -> Path:
-    out = archive_path(directory)
-    with tarfile.open(out, "w:gz") as tar:
-        for rel in [*bundle_files(directory), SUMS]:
-            tar.add(directory / rel, arcname=f"{directory.name}/{rel}", recursive=False)
+def write_archive(directory: Path, name: str | None = None, out: Path | None = None) -> Path:
+    """DIR.tar.gz of ``directory``, written under a temporary name and renamed.
+
+    ``name`` is the top folder inside the archive (default: the directory's name).
+    """
+    out = out or archive_path(directory)
+    top = name or directory.name
+    partial = out.with_name(out.name + ".partial")
+    extra = [SIGNATURE] if (directory / SIGNATURE).is_file() else []
+    try:
+        with tarfile.open(partial, "w:gz") as tar:
+            for rel in [*bundle_files(directory), SUMS, *extra]:
+                tar.add(directory / rel, arcname=f"{top}/{rel}", recursive=False)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 
@@ -240,23 +295,38 @@ def write_bundle(
     junit: Path | None = None,
     errata: dict[str, Any] | None = None,
     vm: str = "sim",
+    sign_key: Path | None = None,
+    complete: bool = True,
+    interrupted: str | None = None,
 ) -> Bundle:
-    """Write the bundle directory, its SHA256SUMS and DIR.tar.gz."""
+    """Write the bundle directory, its SHA256SUMS (signed with ``sign_key``, an SSH
+    private key, when given) and DIR.tar.gz, each under a temporary name first.
+
+    ``complete=False`` marks the bundle of an interrupted run (``interrupted`` says
+    why): it is written so nothing is lost, and ``certify verify`` refuses it.
+    """
     directory = Path(directory)
-    # pytest may have written its JUnit XML inside the directory about to be cleared.
+    # pytest may have written its JUnit XML inside the directory about to be replaced.
     junit_xml = junit.read_bytes() if junit is not None and junit.is_file() else None
-    _prepare(directory)
-    traces = _copy_traces(directory, items)
-    results = results_document(items, traces, errata)
-    (directory / RESULTS).write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (directory / ENVIRONMENT).write_text(json.dumps(environment, indent=1), encoding="utf-8")
-    if junit_xml is not None:
-        (directory / JUNIT).write_bytes(junit_xml)
-    else:
-        write_junit(directory / JUNIT, results["items"])
-    _report(directory, results["items"], vm)
-    write_sums(directory)
-    return Bundle(directory, write_archive(directory), results)
+    work = _prepare(directory)
+    try:
+        traces = _copy_traces(work, items)
+        results = results_document(items, traces, errata, complete=complete,
+                                   interrupted=interrupted)
+        (work / RESULTS).write_text(json.dumps(results, indent=1), encoding="utf-8")
+        (work / ENVIRONMENT).write_text(json.dumps(environment, indent=1), encoding="utf-8")
+        if junit_xml is not None:
+            (work / JUNIT).write_bytes(junit_xml)
+        else:
+            write_junit(work / JUNIT, results["items"])
+        _report(work, results["items"], vm)
+        write_sums(work, sign_key)
+        archive = write_archive(work, name=directory.name, out=archive_path(directory))
+        _install(work, directory)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return Bundle(directory, archive, results)
 
 
 def finish_bundle(
@@ -271,11 +341,18 @@ def finish_bundle(
     history: Path | None = None,
     stale_runs: int = DEFAULT_STALE_RUNS,
     command: list[str] | dict[str, Any] | None = None,
+    sign_key: Path | None = None,
+    complete: bool = True,
+    interrupted: str | None = None,
 ) -> tuple[Bundle, ErrataReport]:
-    """Write the bundle of a finished run; returns it and the errata report."""
+    """Write the bundle of a run; returns it and the errata report.
+
+    For an interrupted run pass ``complete=False`` (and ``interrupted``, a short
+    reason such as "KeyboardInterrupt after 12 of 44 items"): verify refuses it.
+    """
     report = errata_report(errata, items, history=history, stale_runs=stale_runs)
     environment = build_environment(items, vm=vm, driver=driver, root=root, command=command,
                                     errata=errata.path if errata else None)
     bundle = write_bundle(directory, items, environment, junit=junit, errata=report.section,
-                          vm=vm)
+                          vm=vm, sign_key=sign_key, complete=complete, interrupted=interrupted)
     return bundle, report

@@ -2,8 +2,9 @@
 
 ``certify run`` takes the options of ``run`` (the same session, the same
 scenario selection) plus the bundle directory, errata and retries;
-``certify verify DIR|ARCHIVE`` prints one line per problem and exits 0 when
-the bundle is whole, 1 when something is missing or changed, 2 on bad input.
+``certify verify DIR|ARCHIVE [--trusted KEYS]`` prints one line per problem
+and exits 0 when the bundle is whole, 1 when something is missing, changed,
+contradicted by its own traces or not signed by a trusted key, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from harness.certify.verdict import RED
 from harness.errata import DEFAULT_STALE_RUNS, load_errata
-from harness.errors import BundleError
+from harness.errors import BundleError, HarnessError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -30,6 +31,19 @@ def _count(text: str) -> int:
     return value
 
 
+def _history_file(text: str) -> str:
+    """``--errata-history FILE``: read and checked when the command line is parsed, so
+    ``run`` and ``certify run`` refuse the same bad file (a missing one is an empty
+    history: no run recorded yet)."""
+    from harness.history.store import read_history
+
+    try:
+        read_history(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_ci_arguments(p: argparse.ArgumentParser) -> None:
     """Errata and retry options, shared with any command that judges a run."""
     p.add_argument("--errata", metavar="FILE", default=None,
@@ -38,6 +52,7 @@ def add_ci_arguments(p: argparse.ArgumentParser) -> None:
                    help="report an entry that matched nothing in N consecutive runs "
                         f"(default {DEFAULT_STALE_RUNS})")
     p.add_argument("--errata-history", "--history", dest="history", metavar="FILE", default=None,
+                   type=_history_file,
                    help="history file (callout-harness history add) used to count stale "
                         "errata entries")
     p.add_argument("--retries", "--harness-retries", dest="retries", type=_count, default=0,
@@ -54,9 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runner_cli.add_arguments(run_p)
     run_p.add_argument("--out", required=True, metavar="DIR",
                        help="the bundle directory; DIR.tar.gz is written next to it")
+    run_p.add_argument("--certify-key", dest="certify_key", metavar="KEY", default=None,
+                       help="SSH private key that signs SHA256SUMS (ssh-keygen -Y sign)")
     run_p.set_defaults(certify_func=run_certify)
-    verify_p = sub.add_parser("verify", help="check a bundle's sums and completeness")
+    verify_p = sub.add_parser("verify", help="check a bundle's sums, traces and signature")
     verify_p.add_argument("bundle", metavar="DIR|ARCHIVE")
+    verify_p.add_argument("--trusted", metavar="KEYS", default=None,
+                          help="file of OpenSSH public keys, one per line: the bundle must "
+                               "be signed by one of them")
     verify_p.set_defaults(certify_func=run_verify)
 
 
@@ -67,19 +87,25 @@ def run(args: argparse.Namespace) -> int:
 # -- certify verify ------------------------------------------------------------
 
 def run_verify(args: argparse.Namespace) -> int:
+    from harness.certify.signing import read_trusted
     from harness.certify.verify import verify
 
+    trusted = read_trusted(Path(args.trusted)) if args.trusted else None
     try:
-        found = verify(args.bundle)
+        found = verify(args.bundle, trusted=trusted)
     except BundleError as exc:
         print(f"callout-harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     for problem in found.problems:
         print(problem)
+    signature = found.signature
+    signed = "unsigned" if signature is None or signature.state == "unsigned" else (
+        signature.detail)
     if found.problems:
-        print(f"{found.bundle}: {len(found.problems)} problem(s)", file=sys.stderr)
+        print(f"{found.bundle}: {len(found.problems)} problem(s); {signed}", file=sys.stderr)
         return EXIT_PROBLEMS
-    print(f"{found.bundle}: OK ({found.checked} files match SHA256SUMS)")
+    print(f"{found.bundle}: OK ({found.checked} files match SHA256SUMS, "
+          f"{found.rejudged} trace(s) judged again and consistent); {signed}")
     return EXIT_OK
 
 
@@ -89,18 +115,27 @@ def run_certify(args: argparse.Namespace) -> int:
     """``run`` into a work directory, then the bundle from its items."""
     import tempfile
 
-    from harness.certify.bundle import finish_bundle
+    from harness.certify.bundle import check_bundle_dir, finish_bundle
+    from harness.certify.signing import check_sign_key
     from harness.commands.run import execute
 
     bundle_dir = Path(args.out).resolve()
+    # Everything a bundle needs is checked before a scenario runs.
+    check_bundle_dir(bundle_dir)
+    sign_key = check_sign_key(Path(args.certify_key)) if args.certify_key else None
+    if args.driver:
+        from harness.guest.manifest import load_manifest
+
+        load_manifest(args.driver, check_binaries=False)
     errata = load_errata(args.errata) if args.errata else None
     with tempfile.TemporaryDirectory(prefix="certify-") as work:
+        # Ctrl-C inside execute() propagates: no bundle is written for a partial run.
         summary = execute(args, Path(work))
         bundle, report = finish_bundle(
             bundle_dir, summary.items, vm=args.vm,
             driver=Path(args.driver) if args.driver else None, root=Path.cwd(),
             errata=errata, history=Path(args.history) if args.history else None,
-            stale_runs=args.errata_stale_runs, command=_command(args),
+            stale_runs=args.errata_stale_runs, command=_command(args), sign_key=sign_key,
         )
     for stale in report.stale:
         print(stale.describe())

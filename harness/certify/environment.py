@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -24,12 +23,11 @@ from typing import Any
 
 from harness import __version__
 from harness.certify.verdict import ItemOutcome
+from harness.guest.manifest import load_manifest
 
 DISTRIBUTION = "callout-harness"
 #: Always listed, whatever the requirements say: they run the tests.
 _ALWAYS = ("pytest", "pytest-xdist", "pluggy")
-#: Keys of a driver manifest that name package files, when the strict loader is absent.
-_FILE_SUFFIXES = ("sys", "inf", "cat", "cer")
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 #: The keys ``environment.json`` must have (``certify verify`` checks them).
 REQUIRED_KEYS = ("harness", "python", "dependencies", "targets", "virtualization",
@@ -93,27 +91,13 @@ def tool_version(command: list[str]) -> str | None:
 
 
 def driver_files(manifest: Path) -> dict[str, Path]:
-    """Key -> file of every package file the manifest names."""
-    try:
-        from harness.guest.manifest import load_manifest
-    except ImportError:  # pragma: no cover - the strict loader ships with the harness
-        load_manifest = None  # type: ignore[assignment]
-    if load_manifest is not None:
-        try:
-            loaded = load_manifest(manifest, check_binaries=False)
-            return {"sys": loaded.sys, "inf": loaded.inf, "cat": loaded.cat, "cer": loaded.cer}
-        except Exception:  # fall back to the generic reading below
-            pass
-    try:
-        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-    table = data.get("driver", data)
-    return {
-        key: (manifest.parent / value)
-        for key, value in table.items()
-        if isinstance(value, str) and key.endswith(_FILE_SUFFIXES)
-    }
+    """Key -> file of every package file the manifest names.
+
+    The manifest goes through the strict loader: a malformed one is a
+    :class:`~harness.errors.ManifestError`, never a guess written into the bundle.
+    """
+    loaded = load_manifest(manifest, check_binaries=False)
+    return {"sys": loaded.sys, "inf": loaded.inf, "cat": loaded.cat, "cer": loaded.cer}
 
 
 def driver_entry(manifest: Path | None) -> dict[str, Any] | None:
@@ -121,15 +105,10 @@ def driver_entry(manifest: Path | None) -> dict[str, Any] | None:
     if manifest is None:
         return None
     manifest = Path(manifest)
-    name: str | None = None
-    try:
-        data = tomllib.loads(manifest.read_text(encoding="utf-8"))
-        raw_name = data.get("driver", {}).get("name")
-        name = raw_name if isinstance(raw_name, str) else manifest.parent.name
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        name = manifest.parent.name
+    loaded = load_manifest(manifest, check_binaries=False)
+    named = {"sys": loaded.sys, "inf": loaded.inf, "cat": loaded.cat, "cer": loaded.cer}
     files: dict[str, dict[str, Any]] = {}
-    for key, path in sorted(driver_files(manifest).items()):
+    for key, path in sorted(named.items()):
         entry: dict[str, Any] = {"path": _shown(path, manifest.parent), "sha256": None}
         if path.is_file():
             entry["sha256"] = sha256_file(path)
@@ -137,9 +116,9 @@ def driver_entry(manifest: Path | None) -> dict[str, Any] | None:
             entry["missing"] = True
         files[key] = entry
     return {
-        "name": name,
+        "name": loaded.name,
         "manifest": manifest.name,
-        "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
+        "manifest_sha256": sha256_file(manifest),
         "files": files,
     }
 

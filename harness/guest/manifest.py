@@ -20,13 +20,16 @@ Each problem is one :class:`~harness.errors.ManifestError` line:
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from harness.errors import ManifestError, describe
 from harness.guest.inf import InfError, parse_inf
+from harness.tomlfile import clip, parse_toml
+
+#: The longest path or name a manifest may give (Windows' MAX_PATH is 260).
+MAX_TEXT = 1024
 
 #: IMAGE_FILE_HEADER.Machine per architecture name.
 MACHINES: dict[str, int] = {"amd64": 0x8664, "arm64": 0xAA64}
@@ -106,7 +109,7 @@ class _Loader:
     ) -> ManifestError:
         return ManifestError(
             str(self.path), line=self.line_of(key, table, index),
-            key=dotted or f"{table}.{key}", expected=expected, found=found,
+            key=clip(dotted or f"{table}.{key}"), expected=expected, found=clip(found),
         )
 
 
@@ -118,25 +121,14 @@ def load_manifest(path: str | Path, *, check_binaries: bool = True) -> DriverMan
     either way.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(str(path), message=f"cannot read ({exc.strerror or exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise ManifestError(
-            str(path), line=int(match[1]) if match else None,
-            expected="valid TOML", found=str(exc).split(" (at")[0],
-        ) from None
+    text, data = parse_toml(path, ManifestError, syntax_as_expected=True)
     loader = _Loader(path, text)
     driver = data.get("driver")
     if not isinstance(driver, dict):
         raise ManifestError(str(path), key="driver", expected="a [driver] table",
                             found=describe(driver) if driver is not None else "nothing")
     for key in sorted(set(data) - {"driver", "callouts"}):
-        raise ManifestError(str(path), key=key, expected="[driver] or [[callouts]]",
+        raise ManifestError(str(path), key=clip(key), expected="[driver] or [[callouts]]",
                             found="an unknown table")
     for key in sorted(set(driver) - _DRIVER_KEYS):
         raise loader.error(key, "a known key (" + ", ".join(sorted(_DRIVER_KEYS)) + ")",
@@ -150,6 +142,9 @@ def load_manifest(path: str | Path, *, check_binaries: bool = True) -> DriverMan
                                 found="nothing (key missing)")
         if not isinstance(value, str) or not value.strip():
             raise loader.error(key, "a non-empty string", describe(value))
+        if len(value) > MAX_TEXT or "\0" in value:
+            raise loader.error(key, f"at most {MAX_TEXT} characters and no NUL",
+                               describe(value))
         return value
 
     def choice(key: str, options: tuple[str, ...], default: str) -> Any:
@@ -166,10 +161,15 @@ def load_manifest(path: str | Path, *, check_binaries: bool = True) -> DriverMan
 
     def file_field(key: str, suffix: str, required: bool) -> Path:
         value = text_field(key)
-        resolved = (base / value).resolve()
+        try:
+            resolved = (base / value).resolve()
+            exists = resolved.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise loader.error(key, "a readable path (relative to the manifest)",
+                               f"{describe(value)} ({exc.__class__.__name__})") from None
         if resolved.suffix.lower() != suffix:
             raise loader.error(key, f"a {suffix} file", describe(value))
-        if required and not resolved.is_file():
+        if required and not exists:
             raise loader.error(key, "an existing file (relative to the manifest)",
                                f"no file at {value}")
         return resolved

@@ -11,8 +11,11 @@ nothing that would make the file grow with trace sizes::
                 "os_build": "engine-model", "outcome": "passed"}, ...],
      "errata": {"entries": [...], "matched": [...]} | null}
 
-Standard library only. A malformed line is a one-line
-:class:`~harness.errors.InputError` naming the file and line.
+A malformed line is a one-line :class:`~harness.errors.InputError` naming the
+file, the line and the key. A bundle's results.json and environment.json are
+read with the strict checks of :mod:`harness.certify.documents`; a bundle that
+``certify verify`` refuses (an unsigned-but-altered or incomplete one) is
+refused here too, so a forged run never enters the history.
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ import tarfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from harness.certify.documents import (
+    MAX_JSON_BYTES,
+    DocumentError,
+    Shape,
+    check_environment,
+    check_results,
+    parse_json,
+)
+from harness.certify.verdict import OUTCOMES
 from harness.errors import InputError
 
 DEFAULT_FILE = "history.jsonl"
@@ -34,8 +46,9 @@ def _bundle_files(bundle: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     if bundle.is_dir():
         for name in names:
             path = bundle / name
-            if path.is_file():
-                found[name] = path.read_bytes()
+            if path.is_file() and not path.is_symlink():
+                with path.open("rb") as stream:
+                    found[name] = stream.read(MAX_JSON_BYTES + 1)
         return found
     if not bundle.is_file():
         raise InputError(str(bundle), expected="a bundle directory or DIR.tar.gz",
@@ -45,9 +58,13 @@ def _bundle_files(bundle: Path, names: tuple[str, ...]) -> dict[str, bytes]:
             for member in tar.getmembers():
                 parts = PurePosixPath(member.name).parts
                 if member.isfile() and len(parts) == 2 and parts[1] in names:
-                    stream = tar.extractfile(member)
-                    if stream is not None:
-                        found[parts[1]] = stream.read()
+                    if member.size > MAX_JSON_BYTES:
+                        raise InputError(str(bundle), key=parts[1],
+                                         expected=f"at most {MAX_JSON_BYTES} bytes",
+                                         found=f"{member.size} bytes")
+                    member_stream = tar.extractfile(member)
+                    if member_stream is not None:
+                        found[parts[1]] = member_stream.read(MAX_JSON_BYTES + 1)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise InputError(str(bundle), expected="a bundle directory or DIR.tar.gz",
                          found=f"an unreadable file ({exc})") from exc
@@ -71,12 +88,11 @@ def run_record(bundle: str | Path) -> dict[str, Any]:
     if "results.json" not in files:
         raise InputError(str(path), key="results.json", expected="a certification bundle",
                          found="no results.json")
-    try:
-        results = json.loads(files["results.json"])
-        environment = json.loads(files.get("environment.json", b"{}"))
-    except ValueError as exc:
-        raise InputError(str(path), expected="JSON in results.json and environment.json",
-                         found=str(exc)) from exc
+    results = check_results(parse_json(files["results.json"], f"{path}: results.json"),
+                            f"{path}: results.json")
+    environment = check_environment(
+        parse_json(files.get("environment.json", b"{}"), f"{path}: environment.json"),
+        f"{path}: environment.json")
     created = str(results.get("created", ""))
     errata = results.get("errata")
     return {
@@ -94,10 +110,45 @@ def run_record(bundle: str | Path) -> dict[str, Any]:
             for item in results.get("items", [])
         ],
         "errata": None if not isinstance(errata, dict) else {
-            "entries": list(errata.get("entries", [])),
-            "matched": list(errata.get("matched", [])),
+            "entries": [str(e) for e in _list(errata.get("entries"))],
+            "matched": [str(e) for e in _list(errata.get("matched"))],
         },
     }
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _opt_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def check_record(value: Any, where: str, line: int) -> dict[str, Any]:
+    """One history line as ``history add`` writes it, or a one-line InputError."""
+    s = Shape(where, line)
+    record = s.obj(value, [])
+    items = s.array(record, "items", [], 100_000)
+    for i, raw in enumerate(items):
+        item = s.obj(raw, ["items", i])
+        for name in ("id", "scenario", "target"):
+            s.field(item, name, ["items", i], "a string", lambda v: isinstance(v, str))
+        s.field(item, "os_build", ["items", i], "a string or null", _opt_str, required=False)
+        s.field(item, "outcome", ["items", i], "one of " + ", ".join(OUTCOMES),
+                lambda v: isinstance(v, str) and v in OUTCOMES)
+    for name in ("created", "night", "run_id"):
+        s.field(record, name, [], "a string", lambda v: isinstance(v, str), required=False)
+    driver = s.field(record, "driver", [], "an object or null",
+                     lambda v: v is None or isinstance(v, dict), required=False)
+    if isinstance(driver, dict):
+        for name in ("name", "sha256", "version"):
+            s.field(driver, name, ["driver"], "a string or null", _opt_str, required=False)
+    errata = s.field(record, "errata", [], "an object or null",
+                     lambda v: v is None or isinstance(v, dict), required=False)
+    if isinstance(errata, dict):
+        s.strings(errata, "entries", ["errata"], required=False)
+        s.strings(errata, "matched", ["errata"], required=False)
+    return record
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
@@ -105,29 +156,32 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
     file = Path(path)
     if not file.exists():
         return []
+    if file.is_dir():
+        raise InputError(str(file), expected="a history file", found="a directory")
     records: list[dict[str, Any]] = []
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(file), message=f"cannot read: {exc}") from exc
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise InputError(str(file), line=number, expected="one JSON object per line",
-                             found=f"invalid JSON ({exc.args[0] if exc.args else exc})"
-                             ) from None
-        if not isinstance(record, dict) or not isinstance(record.get("items"), list):
-            raise InputError(str(file), line=number, expected="a run record with items",
-                             found="something else")
-        records.append(record)
+        with file.open("rb") as stream:
+            for number, line in enumerate(stream, 1):
+                if not line.strip():
+                    continue
+                records.append(check_record(parse_json(line, str(file), line=number),
+                                            str(file), number))
+    except DocumentError:
+        raise
+    except OSError as exc:
+        raise InputError(str(file), message=f"cannot read ({exc.strerror or exc})") from None
     return records
 
 
 def add_run(bundle: str | Path, path: str | Path = DEFAULT_FILE) -> tuple[dict[str, Any], bool]:
     """Append the bundle's run; returns the record and False when it was already there."""
+    from harness.certify.verify import verify
+
+    checked = verify(bundle)
+    if checked.problems:
+        raise InputError(str(bundle), expected="a bundle that 'certify verify' accepts",
+                         found=f"{len(checked.problems)} problem(s), first: "
+                               f"{checked.problems[0][:120]}")
     record = run_record(bundle)
     existing = read_history(path)
     if any(r.get("run_id") == record["run_id"] for r in existing):

@@ -14,6 +14,10 @@ Event = dict[str, Any]
 
 FORMAT_VERSION: Final = 1
 
+#: The last event of a trace whose header says ``"ends": true``:
+#: ``{"seq": N, "t": T, "ev": "trace_end", "events": K}``, K the events before it.
+END_KIND: Final = "trace_end"
+
 # JSON types as Python type sets; bool is its own type, so ``type(v) in INT``
 # rejects true/false where a number is expected.
 INT: Final = frozenset({int})
@@ -87,6 +91,8 @@ SCHEMA: Final[dict[str, dict[str, frozenset[type]]]] = {
     },
     "object_delete": {"session": HANDLE, "type": STR, "key": HANDLE, "status": STATUS},
     "policy_change": {"layer": STR},
+    # framing: the end-of-trace marker
+    END_KIND: {"events": INT},
 }
 
 KINDS: Final = frozenset(SCHEMA)

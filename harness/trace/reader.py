@@ -6,6 +6,12 @@ a string) and the JSON type of every field it knows, turns statuses into
 canonical names, and raises :class:`~harness.errors.TraceFormatError` naming
 the file, the line, the field, what was expected and what was found. It never
 guesses: a line it cannot read exactly is an error, not a skipped line.
+
+Bounds: a line holds at most :data:`MAX_LINE_BYTES` bytes (read in pieces, so a
+100 MB line costs no more memory than the limit) and its values nest at most
+:data:`MAX_DEPTH` deep. A header that promises an end (``"ends": true``) makes
+a trace without its final ``trace_end`` event (or with a wrong count) bad
+input: the file was cut short.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import TraceFormatError, describe
-from harness.trace.events import FORMAT_VERSION, SCHEMA, TYPE_NAMES, Event
+from harness.trace.events import END_KIND, FORMAT_VERSION, SCHEMA, TYPE_NAMES, Event
 from harness.trace.status import canonical
 
 _loads: Callable[[bytes], Any]
@@ -33,6 +39,12 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     _JSON_ERRORS = (ValueError,)
 
 _NUMBER_TYPES = (int, float)
+
+#: The longest trace line the reader accepts, in bytes.
+MAX_LINE_BYTES = 1 << 20
+#: How deep objects and arrays may nest within one trace line.
+MAX_DEPTH = 64
+_ECHO = 80
 _SCHEMA_ITEMS = {kind: fields for kind, fields in SCHEMA.items()}
 
 
@@ -81,15 +93,32 @@ class TraceReader:
         last_t: float | None = None
         seen_any = False
         lineno = 0
+        ends = False
+        ended_at: int | None = None
         try:
-            for raw in stream:
+            for raw in _lines(stream):
                 lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise self._error(
+                        lineno, expected=f"a line of at most {MAX_LINE_BYTES} bytes",
+                        found="a longer line",
+                    )
                 if raw.isspace() or not raw:
                     continue
+                if ended_at is not None:
+                    raise self._error(
+                        lineno, message=f"an event after the trace_end of line {ended_at}"
+                    )
                 try:
                     obj = loads(raw)
                 except _JSON_ERRORS:
                     raise self._bad_json(raw, lineno) from None
+                if (raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+                        and _depth(obj, MAX_DEPTH) > MAX_DEPTH):
+                    raise self._error(
+                        lineno, expected=f"values nested at most {MAX_DEPTH} deep",
+                        found="deeper nesting",
+                    )
                 if type(obj) is not dict:
                     raise self._error(
                         lineno, expected="a JSON object", found=_json_kind(obj)
@@ -99,6 +128,7 @@ class TraceReader:
                     seen_any = True
                     self._check_header(obj, lineno)
                     self.header = obj
+                    ends = obj.get("ends") is True
                     if "seq" in obj:
                         last_seq = obj["seq"]
                     if "t" in obj:
@@ -129,6 +159,17 @@ class TraceReader:
                     raise self._error(
                         lineno, "ev", message="a trace header may only be the first line"
                     )
+                if ev == END_KIND:
+                    count = obj.get("events")
+                    if ends and (type(count) is not int or count != self.events):
+                        raise self._error(
+                            lineno, "events",
+                            expected=f"the number of events before trace_end ({self.events})",
+                            found=describe(count) if "events" in obj else "nothing",
+                        )
+                    if ends:
+                        ended_at = lineno
+                        continue
                 fields = schema_of(ev)
                 if fields is not None:
                     for key, value in obj.items():
@@ -155,6 +196,11 @@ class TraceReader:
             raise self._error(lineno + 1, message=f"read error ({exc.strerror or exc})") from None
         if not seen_any:
             raise self._error(None, expected="at least one JSON line", found="an empty trace")
+        if ends and ended_at is None:
+            raise self._error(
+                lineno, message=f"cut short after line {lineno}: the header promises a "
+                "trace_end event and none came (an interrupted run?)",
+            )
 
     def _check_header(self, obj: dict[str, Any], lineno: int) -> None:
         fmt = obj.get("format")
@@ -164,6 +210,9 @@ class TraceReader:
             raise self._error(
                 lineno, "format", expected=f"format version {FORMAT_VERSION}", found=str(fmt)
             )
+        if "ends" in obj and type(obj["ends"]) is not bool:
+            raise self._error(lineno, "ends", expected="true or false",
+                              found=describe(obj["ends"]))
         if "seq" in obj and type(obj["seq"]) is not int:
             raise self._error(lineno, "seq", expected="an integer", found=describe(obj["seq"]))
         t: Any = obj.get("t")
@@ -185,14 +234,19 @@ class TraceReader:
                 lineno, expected="UTF-8 text",
                 found=f"byte 0x{raw[exc.start]:02X} at column {exc.start + 1}",
             )
-        try:
-            import json
+        import json
 
+        try:
             json.loads(text)
         except json.JSONDecodeError as exc:
             return self._error(
                 lineno, expected="one JSON object per line",
                 found=f"{exc.msg.lower()} at column {exc.colno}",
+            )
+        except RecursionError:
+            return self._error(
+                lineno, expected=f"values nested at most {MAX_DEPTH} deep",
+                found="deeper nesting",
             )
         except ValueError:
             pass
@@ -200,6 +254,40 @@ class TraceReader:
             lineno, expected="JSON within the format's limits (64-bit integers, no NaN)",
             found="a value outside them",
         )
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of ``stream``; a line longer than the limit comes back as the
+    first ``MAX_LINE_BYTES + 1`` bytes (the rest is skipped, never held)."""
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # drain the rest of the long line in bounded pieces
+                more = stream.readline(MAX_LINE_BYTES)
+                if not more or more.endswith(b"\n"):
+                    break
+        yield raw
+
+
+def _depth(value: object, limit: int) -> int:
+    """How deep objects and arrays nest in ``value`` (iterative; stops past ``limit``)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _json_kind(obj: object) -> str:

@@ -119,10 +119,18 @@ def _trace(path: Path, leak: bool) -> int:
     return pend
 
 
+#: The rules the synthetic items are judged by (as a scenario's ``expect.rules``).
+RULES = ["PC001"]
+
+
 def _record(name: str, trace: Path, failures: list[str], violations: list[dict]) -> dict:
+    from harness.contract.checker import check_file
+
+    # What the checker itself says of the trace, as the plugin records it.
+    assert [v.as_json() for v in check_file(trace, RULES).violations] == violations
     return {"scenario": name, "target": "sim", "seed": 7, "outcome": "failed" if failures else "passed",
             "failures": failures, "violations": violations, "expected_violations": [],
-            "trace": str(trace), "duration_s": 0.25}
+            "rules": RULES, "trace": str(trace), "duration_s": 0.25}
 
 
 def make_items(work: Path) -> list[ItemOutcome]:
@@ -135,8 +143,9 @@ def make_items(work: Path) -> list[ItemOutcome]:
     _trace(first, leak=True)
     _trace(retry, leak=False)
     leak = {"rule": "PC001", "party": "driver", "severity": "error",
-            "message": "pend ctx 'c1' was never completed", "events": [pend]}
-    failure = f"PC001 broken: pend ctx 'c1' was never completed (events [{pend}])"
+            "message": "pend ctx 'c1' (pended in classify 'k1') was never completed",
+            "events": [pend]}
+    failure = f"PC001 broken: {leak['message']} (events [{pend}])"
     return [
         ItemOutcome(_record("connect-ok", ok, [], []), "passed",
                     [Attempt(0, "passed", str(ok))], "engine-model"),

@@ -72,7 +72,9 @@ def test_junit_written_for_runs_without_pytest(bundle: Path) -> None:
 def test_verify_accepts_an_untouched_bundle_and_archive(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert verify(bundle).problems == []
     assert main(["certify", "verify", str(bundle.with_name("bundle.tar.gz"))]) == 0
-    assert "OK (8 files match SHA256SUMS)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK (8 files match SHA256SUMS, 3 trace(s) judged again and consistent)" in out
+    assert out.rstrip().endswith("; unsigned")
 
 
 def test_verify_names_a_tampered_file(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,8 +82,11 @@ def test_verify_names_a_tampered_file(bundle: Path, capsys: pytest.CaptureFixtur
     trace.write_text(trace.read_text().replace("complete_operation", "free"))
     assert main(["certify", "verify", str(bundle)]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines() == [
-        "changed: traces/connect-ok.sim.seed7.jsonl (SHA-256 differs from SHA256SUMS)"]
+    lines = out.splitlines()
+    assert lines[0] == "changed: traces/connect-ok.sim.seed7.jsonl (SHA-256 differs from SHA256SUMS)"
+    # the edited trace no longer completes its pend: judged again, it contradicts results.json
+    assert any(line.startswith("rejudged: connect-ok[sim]: results.json says passed") and
+               "breaks PC001" in line for line in lines[1:])
 
 
 def test_verify_names_a_missing_trace(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,17 +98,19 @@ def test_verify_names_a_missing_trace(bundle: Path, capsys: pytest.CaptureFixtur
 
 
 def test_verify_checks_an_archive_too(bundle: Path, tmp_path: Path) -> None:
-    (bundle / "results.json").write_text("{}")
     (bundle / "notes.txt").write_text("added later")
     bad = tmp_path / "altered.tar.gz"
     with tarfile.open(bad, "w:gz") as tar:
         tar.add(bundle, arcname="bundle")
-    found = verify(bad)
-    assert found.problems == [
-        "changed: results.json (SHA-256 differs from SHA256SUMS)",
-        "unlisted: notes.txt (not in SHA256SUMS)",
-        'incomplete: results.json has no "items" list',
-    ]
+    assert verify(bad).problems == ["unlisted: notes.txt (not in SHA256SUMS)"]
+
+
+def test_a_results_json_that_no_bundle_writes_is_bad_input(bundle: Path) -> None:
+    from harness.errors import BundleError
+
+    (bundle / "results.json").write_text("{}")
+    with pytest.raises(BundleError, match=r"^results\.json: items: expected an array"):
+        verify(bundle)
 
 
 def test_verify_reports_missing_environment_keys(bundle: Path) -> None:
@@ -140,10 +147,16 @@ def test_driver_manifest_and_every_file_it_names_are_hashed(tmp_path: Path) -> N
     pkg = tmp_path / "drivers" / "demo"
     pkg.mkdir(parents=True)
     (pkg / "demo.sys").write_bytes(b"MZ not really a driver")
-    (pkg / "demo.inf").write_text("[Version]\n")
+    (pkg / "demo.inf").write_text('[Version]\nSignature = "$Windows NT$"\nCatalogFile = demo.cat\n'
+                                  "[Demo.Services]\nAddService = Demo, 0x2, Demo_Service\n")
     manifest = pkg / "driver.toml"
-    manifest.write_text('[driver]\nname = "demo"\nsys = "demo.sys"\ninf = "demo.inf"\n'
-                        'cat = "demo.cat"\nservice = "Demo"\n')
+    manifest.write_text(
+        '[driver]\nname = "demo"\nsys = "demo.sys"\ninf = "demo.inf"\ncat = "demo.cat"\n'
+        'cer = "demo.cer"\nservice = "Demo"\n'
+        'etw_provider = "{01234567-89ab-cdef-0123-456789abcdef}"\n'
+        'provider_key = "{11234567-89ab-cdef-0123-456789abcdef}"\n'
+        '[[callouts]]\nkey = "{21234567-89ab-cdef-0123-456789abcdef}"\n'
+        'layer = "ALE_AUTH_CONNECT_V4"\n')
     entry = driver_entry(manifest)
     assert entry is not None
     assert entry["name"] == "demo"
