@@ -247,6 +247,26 @@ def _converter(kind: str, name: str) -> Callable[[str], Any]:
     return str
 
 
+class FieldValueError(ValueError):
+    """A field's value does not convert; ``expected`` says what would have."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+def field_value(kind: str, name: str, text: str) -> Any:
+    """The trace-format value of field ``name`` of event ``kind`` from its text rendering.
+
+    The one normalisation of driver values (drivers/README.md), shared by the
+    tracerpt path and the binary ``.etl`` path (:mod:`harness.etw.convert`).
+    """
+    try:
+        return _converter(kind, name)(text)
+    except _BadValue as exc:
+        raise FieldValueError(exc.expected) from None
+
+
 def _ticks(stamp: str) -> int:
     """100-ns ticks since 0001-01-01 UTC of an ETW SystemTime (full precision, no float).
 
