@@ -12,6 +12,7 @@ Module map (each has one job):
 ``connection`` the only libvirt import; libvirtError -> VmError
 ``lease``      atomic slot leases (the domain name is the lock), reclaiming
 ``provision``  :func:`~harness.vm.provision.leased_machine`: boot, snapshots, revert
+``snapshots``  internal or saved-state snapshots (any firmware), chosen per profile
 ``crash``      guest panics -> dump, serial log, revert, GuestCrashed
 ``gc``         list and remove stale harness domains
 ``cli``        ``callout-harness vm list|gc``

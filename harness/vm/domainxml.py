@@ -138,6 +138,10 @@ def render_domain(
         "disk_bus": machine.disk_bus,
         "disk_dev": _DISK_DEV[machine.disk_bus],
         "serial_log": str(record.serial_log),
+        # for templates that write their own <os> (UEFI with direct kernel boot)
+        "uefi_loader": str(machine.uefi_loader or ""),
+        "uefi_vars_template": str(machine.uefi_vars_template or ""),
+        "nvram": str(nvram or ""),
     }
     raw = {
         "metadata": metadata,

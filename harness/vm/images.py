@@ -174,9 +174,10 @@ def create_overlay(
 
 
 def remove_files(shell: HostShell, paths: Sequence[Path]) -> None:
-    """Delete files on the host; missing files are fine (cleanup is idempotent)."""
+    """Delete files (and a lease's saved-state folder) on the host; missing
+    ones are fine (cleanup is idempotent)."""
     if paths:
-        shell.run(["rm", "-f", "--", *(str(p) for p in paths)])
+        shell.run(["rm", "-rf", "--", *(str(p) for p in paths)])
 
 
 def copy_image(

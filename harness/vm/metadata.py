@@ -88,9 +88,16 @@ class LeaseRecord:
         return self.overlay.with_name(f"{self.slot}-{self.token}.nvram.fd")
 
     @property
+    def states(self) -> Path:
+        """The folder of a saved-state slot's snapshots (save files, frozen
+        overlays and NVRAM copies), next to the overlay."""
+        return self.overlay.with_name(f"{self.slot}-{self.token}.states")
+
+    @property
     def files(self) -> list[Path]:
-        """Every file on the hypervisor that this lease may have created."""
-        return [self.overlay, self.serial_log, self.nvram]
+        """Every file (and the one folder) on the hypervisor that this lease
+        may have created."""
+        return [self.overlay, self.serial_log, self.nvram, self.states]
 
     def renewed(self, ttl_s: float, now: dt.datetime | None = None) -> LeaseRecord:
         return replace(self, deadline=(now or utc_now()) + dt.timedelta(seconds=ttl_s))

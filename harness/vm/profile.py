@@ -4,7 +4,8 @@ A profile (``fixtures/win11.toml`` and friends) names the libvirt URI, the
 read-only base image, the virtual hardware, the domain template, how the
 harness reaches the guest (QEMU user-mode port forwards on 127.0.0.1, or a
 named libvirt network), the transports and the names of the environment
-variables that hold their credentials, and the snapshot names. Loading checks
+variables that hold their credentials, the snapshot names and how snapshots
+are taken (``snapshot = "internal" | "saved-state" | "auto"``). Loading checks
 every key; a mistake is one line naming the file, line, key, what was
 expected and what was found, and unknown keys are mistakes too.
 
@@ -38,6 +39,11 @@ TRANSPORTS = ("winrm", "ssh")
 WINRM_SCHEMES = ("https", "http")
 ON_CRASH = ("preserve", "coredump-destroy", "coredump-restart", "destroy", "restart")
 DUMP_FORMATS = ("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "win-dmp")
+#: How a slot is reverted: libvirt internal snapshots (disk and RAM in the
+#: qcow2 overlay), saved-state snapshots (virDomainSaveFlags plus a frozen
+#: overlay and NVRAM copy; any firmware), or chosen by firmware and libvirt
+#: version (``auto``, :mod:`harness.vm.snapshots`).
+SNAPSHOT_KINDS = ("auto", "internal", "saved-state")
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,8 @@ class Profile:
     transports: Mapping[str, Transport]
     snapshots: Snapshots
     crash: Crash
+    #: one of SNAPSHOT_KINDS
+    snapshot: str = "auto"
 
     @property
     def primary_transport(self) -> Transport:
@@ -164,6 +172,7 @@ def load_profile(path: str | Path) -> Profile:
     template = templates_dir(doc.path) / template_name
     if not template.is_file():
         raise root.error("template", expected=f"a file in {template.parent}", found=template_name)
+    snapshot = root.string("snapshot", choices=SNAPSHOT_KINDS, default="auto")
     machine = _machine(root.table("machine"), os_kind)
     image = _image(root.table("image"))
     network = _network(root.table("network"))
@@ -174,7 +183,7 @@ def load_profile(path: str | Path) -> Profile:
     return Profile(
         name=name, path=doc.path, os=os_kind, description=description, uri=uri,
         template=template, machine=machine, image=image, network=network,
-        transports=transports, snapshots=snapshots, crash=crash,
+        transports=transports, snapshots=snapshots, crash=crash, snapshot=snapshot,
     )
 
 

@@ -10,7 +10,8 @@ per xdist worker)::
 
 Inside the block the slot's domain exists (defined by the lease), its qcow2
 overlay sits over the read-only base, the guest has booted to ready and the
-``clean`` internal snapshot (disk and RAM) has been taken. Leaving the block
+``clean`` snapshot (disk and RAM; internal or saved-state, see
+:mod:`harness.vm.snapshots`) has been taken. Leaving the block
 by any route (an exception, Ctrl-C, SIGTERM) destroys the domain, deletes the
 overlay and undefines it with its snapshot metadata and NVRAM; a second
 Ctrl-C during that teardown is held back until it is done. What a SIGKILL
@@ -35,6 +36,7 @@ from harness.vm.lease import Lease, acquire, choose_host_ports, redefine, releas
 from harness.vm.pool import Pool
 from harness.vm.profile import Profile
 from harness.vm.progress import Progress, report
+from harness.vm.snapshots import SnapshotStore, store_for_lease
 from harness.vm.wait import wait_http_answer, wait_ssh_banner, wait_until
 
 BOOT_TIMEOUT_S = 600.0
@@ -71,6 +73,7 @@ class Machine:
         self.progress = progress
         self.ready = ready
         self.ttl_s = ttl_s
+        self._snapshots: SnapshotStore | None = None
 
     # -- facts -----------------------------------------------------------
     @property
@@ -158,38 +161,37 @@ class Machine:
         self.report_step(step, f"waiting up to {timeout_s:.0f} s for the guest to answer")
         self.ready(self, max(timeout_s, 1.0))
 
+    @property
+    def snapshots(self) -> SnapshotStore:
+        """Internal or saved-state snapshots, as the profile asks
+        (:mod:`harness.vm.snapshots`)."""
+        if self._snapshots is None:
+            self._snapshots = store_for_lease(self.lease)
+        return self._snapshots
+
     def has_snapshot(self, name: str) -> bool:
-        with libvirt_errors(f"listing snapshots of {self.name}"):
-            return name in self.domain.snapshotListNames()
+        return self.snapshots.has(name)
 
     def take_snapshot(self, name: str) -> None:
-        """An internal snapshot of disk and RAM of the running guest."""
+        """A snapshot of disk and RAM of the running guest, which keeps running."""
         started = time.monotonic()
-        self.report_step("snapshot", f"taking {name!r}")
-        xml = (f"<domainsnapshot><name>{name}</name>"
-               f"<description>callout-harness {name} of {self.name}</description>"
-               "</domainsnapshot>")
-        with libvirt_errors(f"snapshot {name!r} of {self.name}"):
-            self.domain.snapshotCreateXML(xml, 0)
+        self.report_step("snapshot", f"taking {name!r} ({self.snapshots.kind})")
+        self.snapshots.take(name)
         self.report_step("snapshot", f"took {name!r}", done=True,
                          elapsed_s=time.monotonic() - started)
+
+    def delete_snapshot(self, name: str) -> None:
+        self.snapshots.delete(name)
 
     def revert(self, name: str | None = None, timeout_s: float = REVERT_TIMEOUT_S) -> float:
         """Revert disk and RAM to snapshot ``name`` (default: golden if taken,
         else clean), wait until ready; return seconds taken."""
-        libvirt = libvirt_module()
         snapshots = self.profile.snapshots
         target = name or (snapshots.golden if self.has_snapshot(snapshots.golden)
                           else snapshots.clean)
         started = time.monotonic()
         self.report_step("revert", f"reverting to {target!r}")
-        with libvirt_errors(f"reverting {self.name} to {target!r}"):
-            state = self.domain.state()[0]
-            if state in (libvirt.VIR_DOMAIN_CRASHED, libvirt.VIR_DOMAIN_PMSUSPENDED):
-                # loadvm into a panicked QEMU is not reliable; start over from it
-                self.domain.destroy()
-            snapshot = self.domain.snapshotLookupByName(target, 0)
-            self.domain.revertToSnapshot(snapshot, libvirt.VIR_DOMAIN_SNAPSHOT_REVERT_RUNNING)
+        self.snapshots.revert(target)
         self.wait_ready(timeout_s - (time.monotonic() - started), step="revert")
         elapsed = time.monotonic() - started
         self.report_step("revert", f"at {target!r}", done=True, elapsed_s=elapsed)

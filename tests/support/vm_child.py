@@ -1,7 +1,7 @@
 """A child process that leases and boots one slot, for interrupt tests.
 
-Run as ``python tests/support/vm_child.py URI SLOT OVERLAY_DIR USER``
-with $CALLOUT_HARNESS_GUEST set. It prints every progress event on its own
+Run as ``python tests/support/vm_child.py URI SLOT OVERLAY_DIR USER [PROFILE]``
+with $CALLOUT_HARNESS_GUEST set (PROFILE: ``linux-tcg``, or ``linux-tcg-uefi``). It prints every progress event on its own
 line (flushed) so the parent can interrupt it at a chosen step, then
 ``HOLDING`` once the guest is up, and waits to be signalled.
 """
@@ -25,11 +25,11 @@ from harness.vm.provision import leased_machine
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-def main(uri: str, slot: str, overlay_dir: str, user: str) -> int:
+def main(uri: str, slot: str, overlay_dir: str, user: str, profile: str = "linux-tcg") -> int:
     entry = pwd.getpwnam(user)
     shell = LocalShell(prefix=("setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}",
                                "--clear-groups", "--"))
-    pool = single_slot_pool(find_profile("linux-tcg", [FIXTURES]), name=slot,
+    pool = single_slot_pool(find_profile(profile, [FIXTURES]), name=slot,
                             overlay_dir=Path(overlay_dir), uri=uri)
 
     def show(event: ProgressEvent) -> None:
@@ -43,4 +43,4 @@ def main(uri: str, slot: str, overlay_dir: str, user: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:5]))
+    sys.exit(main(*sys.argv[1:6]))

@@ -10,12 +10,14 @@ one daemon and one guest serve every folder).
 ``tcg_profile``     fixtures/linux-tcg.toml pointed at that image
 ``tcg_guest``       a leased, booted guest: see :class:`tests.support.vm_guest.TcgGuest`
 ``progress_events`` the provisioning progress of ``tcg_guest``
+``uefi_profile``    fixtures/linux-tcg-uefi.toml (OVMF, saved-state snapshots)
+``uefi_guest``      the same guest booted on UEFI, a TcgGuest too
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -34,6 +36,10 @@ from tests.support.vm_libvirtd import (
 )
 
 GUEST_MARKER = "guest: boots a real QEMU/TCG guest through a private libvirtd (slow: seconds each)"
+UEFI_MARKER = "uefi: runs on the linux-tcg-uefi guest (OVMF, saved-state snapshots); also guest"
+REMOTE_MARKER = ("remote: a second hypervisor in a network namespace, reached over qemu+ssh;"
+                 " also guest")
+MARKERS = (GUEST_MARKER, UEFI_MARKER, REMOTE_MARKER)
 
 
 @pytest.fixture(scope="session")
@@ -75,6 +81,45 @@ def progress_events() -> list[ProgressEvent]:
 
 
 @pytest.fixture(scope="session")
+def uefi_profile(guest_image: Any) -> Iterator[Profile]:
+    """fixtures/linux-tcg-uefi.toml with $CALLOUT_HARNESS_GUEST set to the image."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CALLOUT_HARNESS_GUEST", str(guest_image.directory))
+        yield find_profile("linux-tcg-uefi", [FIXTURES])
+
+
+def booted_guest(
+    daemon: SessionDaemon,
+    profile: Profile,
+    guest_image: Any,
+    *,
+    slot: str,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> Iterator[TcgGuest]:
+    """Lease ``slot`` on ``daemon``, boot ``profile``'s guest, yield it, release."""
+    pool = single_slot_pool(profile, name=slot, overlay_dir=daemon.workdir("overlays"),
+                            uri=daemon.uri)
+    with leased_machine(
+        pool, run_id=new_run_id(), progress=progress,
+        shell_factory=lambda _uri: daemon.shell, boot_timeout_s=180,
+    ) as machine:
+        host, port = machine.endpoint("ssh")
+        yield TcgGuest(
+            host=host, port=port, username="root",
+            key_path=guest_image.private_key,
+            python="python3", machine=machine, uri=daemon.uri,
+        )
+
+
+@pytest.fixture(scope="session")
+def uefi_guest(vm_daemon: SessionDaemon, uefi_profile: Profile,
+               guest_image: Any) -> Iterator[TcgGuest]:
+    """The TCG guest booted by OVMF; its snapshots are saved states."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    yield from booted_guest(vm_daemon, uefi_profile, guest_image, slot=f"ch-uefi-{worker}")
+
+
+@pytest.fixture(scope="session")
 def tcg_guest(
     vm_daemon: SessionDaemon,
     tcg_profile: Profile,
@@ -90,15 +135,16 @@ def tcg_guest(
     right after boot; tests that change the guest revert to it.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    pool = single_slot_pool(tcg_profile, name=f"ch-tcg-{worker}",
-                            overlay_dir=vm_daemon.workdir("overlays"), uri=vm_daemon.uri)
-    with leased_machine(
-        pool, run_id=new_run_id(), progress=progress_events.append,
-        shell_factory=lambda _uri: vm_daemon.shell, boot_timeout_s=180,
-    ) as machine:
-        host, port = machine.endpoint("ssh")
-        yield TcgGuest(
-            host=host, port=port, username="root",
-            key_path=guest_image.private_key,
-            python="python3", machine=machine, uri=vm_daemon.uri,
-        )
+    yield from booted_guest(vm_daemon, tcg_profile, guest_image, slot=f"ch-tcg-{worker}",
+                            progress=progress_events.append)
+
+
+@pytest.fixture(scope="session", params=[
+    "linux-tcg", pytest.param("linux-tcg-uefi", marks=pytest.mark.uefi),
+])
+def any_guest(request: pytest.FixtureRequest) -> TcgGuest:
+    """``tcg_guest`` (BIOS, internal snapshots) and ``uefi_guest`` (OVMF,
+    saved-state snapshots) in turn: tests of revert and crash handling run on both."""
+    name = "tcg_guest" if request.param == "linux-tcg" else "uefi_guest"
+    guest: TcgGuest = request.getfixturevalue(name)
+    return guest

@@ -1,4 +1,5 @@
-"""VM test configuration: the ``guest`` marker and the shared VM fixtures.
+"""VM test configuration: the ``guest``, ``uefi`` and ``remote`` markers and
+the shared VM fixtures.
 
 The fixtures live in :mod:`tests.support.vm_fixtures` so other folders can
 reuse them; ``tcg_guest`` yields a booted Linux guest under QEMU/TCG with
@@ -14,21 +15,26 @@ import pytest
 
 from harness.vm.connection import libvirt_module, open_connection
 from tests.support.vm_fixtures import (
-    GUEST_MARKER,
+    MARKERS,
+    any_guest,
     guest_image,
     progress_events,
     tcg_guest,
     tcg_profile,
+    uefi_guest,
+    uefi_profile,
     vm_daemon,
 )
 
 TEST_URI = "test:///default"
 
-__all__ = ["guest_image", "progress_events", "tcg_guest", "tcg_profile", "vm_daemon"]
+__all__ = ["any_guest", "guest_image", "progress_events", "tcg_guest", "tcg_profile",
+           "uefi_guest", "uefi_profile", "vm_daemon"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", GUEST_MARKER)
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """A guest panic, reported by pvpanic, fails the test with evidence and a
-reverted slot."""
+reverted slot, on the BIOS guest and on the UEFI one (saved-state revert)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ pytestmark = pytest.mark.guest
 
 
 def test_guest_panic_is_reported_with_dump_and_serial_log(
-    tcg_guest: TcgGuest, tmp_path: Path
+    any_guest: TcgGuest, tmp_path: Path
 ) -> None:
+    tcg_guest = any_guest
     machine = tcg_guest.machine
     libvirt = libvirt_module()
     with CrashWatch(machine) as watch:

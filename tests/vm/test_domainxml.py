@@ -100,7 +100,7 @@ def test_values_are_escaped(tmp_path: Path) -> None:
 def test_libvirt_accepts_the_rendered_domains(tmp_path: Path) -> None:
     """Every shipped profile's XML is accepted by libvirt's parser (test driver)."""
     with connection("test:///default") as conn:
-        for name in ("linux-tcg", "win11", "win10", "server2022"):
+        for name in ("linux-tcg", "linux-tcg-uefi", "win11", "win10", "server2022"):
             profile = find_profile(name, [FIXTURES])
             record = LeaseRecord.new(slot=f"ch-{name}", run_id="r", profile=name, ttl_s=60,
                                      work_dir=tmp_path)
@@ -114,7 +114,7 @@ def test_libvirt_accepts_the_rendered_domains(tmp_path: Path) -> None:
                 domain.undefine()
 
 
-@pytest.mark.parametrize("name", ["win11", "win10", "server2022", "linux-tcg"])
+@pytest.mark.parametrize("name", ["win11", "win10", "server2022", "linux-tcg", "linux-tcg-uefi"])
 def test_qemu_driver_validates_the_rendered_domains(
     vm_daemon: SessionDaemon, tmp_path: Path, name: str
 ) -> None:

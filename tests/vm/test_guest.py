@@ -1,5 +1,6 @@
 """A real guest: overlay over a read-only base, boot to ready, SSH, Python,
-snapshots that restore disk and RAM."""
+snapshots that restore disk and RAM: internal snapshots on the BIOS guest,
+saved states on the UEFI one (``any_guest`` runs a test on both)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,29 @@ def test_ssh_command_and_python_run_in_the_guest(tcg_guest: TcgGuest) -> None:
     assert result.stdout.split() == ["Linux", "4"]
 
 
-def test_revert_restores_disk_and_memory(tcg_guest: TcgGuest) -> None:
+def test_uefi_guest_runs_on_ovmf_from_a_fresh_overlay_over_its_frozen_state(
+    uefi_guest: TcgGuest,
+) -> None:
+    machine = uefi_guest.machine
+    assert machine.snapshots.kind == "saved-state"
+    efi = ssh_run(uefi_guest, "test -d /sys/firmware/efi/efivars && echo uefi")
+    assert efi.stdout.strip() == "uefi", efi.stderr
+    chain = json.loads(subprocess.run(
+        ["qemu-img", "info", "-U", "--backing-chain", "--output=json", str(machine.overlay)],
+        capture_output=True, text=True, check=True,
+    ).stdout)
+    frozen = machine.lease.record.states / "clean.qcow2"
+    assert [image["filename"] for image in chain] == [
+        str(machine.overlay), str(frozen), str(machine.profile.image.base)]
+    states = machine.lease.record.states
+    writable = {path.name: path.stat().st_mode & 0o222 for path in states.iterdir()}
+    assert {"clean.save", "clean.qcow2", "clean.nvram.fd"} <= set(writable)
+    assert not any(writable.values()), writable  # frozen: read-only
+    assert machine.lease.rendered.nvram is not None and machine.lease.rendered.nvram.is_file()
+
+
+def test_revert_restores_disk_and_memory(any_guest: TcgGuest) -> None:
+    tcg_guest = any_guest
     machine = tcg_guest.machine
     prepared = ssh_run(tcg_guest, (
         "echo on-disk > /root/marker && sync"
@@ -57,7 +80,7 @@ def test_revert_restores_disk_and_memory(tcg_guest: TcgGuest) -> None:
         after = ssh_run(tcg_guest, f"cat /root/marker /run/value && kill -0 {sleeper} && echo alive")
         assert after.stdout.split() == ["on-disk", "in-ram", "alive"], after.stderr
     finally:
-        machine.domain.snapshotLookupByName("test-marked", 0).delete(0)
+        machine.delete_snapshot("test-marked")
         machine.revert(machine.profile.snapshots.clean)
     assert ssh_run(tcg_guest, "test -e /root/marker || echo gone").stdout.strip() == "gone"
 
@@ -70,7 +93,8 @@ def test_long_steps_reported_progress(tcg_guest: TcgGuest, progress_events: list
     assert str(boot).startswith(f"[{tcg_guest.machine.name}] boot: ready (")
 
 
-def test_golden_snapshot_after_deploy_is_what_reset_returns_to(tcg_guest: TcgGuest) -> None:
+def test_golden_snapshot_after_deploy_is_what_reset_returns_to(any_guest: TcgGuest) -> None:
+    tcg_guest = any_guest
     machine = tcg_guest.machine
     golden = machine.profile.snapshots.golden
     deployed: list[str] = []
@@ -92,8 +116,7 @@ def test_golden_snapshot_after_deploy_is_what_reset_returns_to(tcg_guest: TcgGue
         state = ssh_run(tcg_guest, "cat /root/driver; test -e /root/dirt || echo clean")
         assert state.stdout.split() == ["driver-v1", "clean"]
     finally:
-        if machine.has_snapshot(golden):
-            machine.domain.snapshotLookupByName(golden, 0).delete(0)
+        machine.delete_snapshot(golden)
         machine.revert(machine.profile.snapshots.clean)
 
 

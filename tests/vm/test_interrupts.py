@@ -1,5 +1,7 @@
 """Ctrl-C in the middle of provisioning leaves nothing; what a SIGKILL
-leaves is reclaimed by ``vm gc``, which never touches foreign domains."""
+leaves is reclaimed by ``vm gc``, which never touches foreign domains. The
+UEFI cases stop a slot whose snapshots are saved states (save files, frozen
+overlays and NVRAM copies in the lease's ``.states`` folder)."""
 
 from __future__ import annotations
 
@@ -23,17 +25,19 @@ from tests.support.vm_libvirtd import SessionDaemon
 
 pytestmark = pytest.mark.guest
 CHILD = REPO / "tests" / "support" / "vm_child.py"
+UEFI = "linux-tcg-uefi"
 
 
 class Child:
     """A vm_child.py process whose output lines we can wait for."""
 
     def __init__(self, daemon: SessionDaemon, slot: str, overlay_dir: Path,
-                 guest_dir: Path) -> None:
+                 guest_dir: Path, profile: str) -> None:
         env = dict(os.environ, CALLOUT_HARNESS_GUEST=str(guest_dir))
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), daemon.uri, slot, str(overlay_dir), daemon.user],
+            [sys.executable, str(CHILD), daemon.uri, slot, str(overlay_dir), daemon.user,
+             profile],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         )
 
@@ -57,13 +61,16 @@ class Child:
         return code
 
 
+Spawn = Callable[..., Child]
+
+
 @pytest.fixture
-def spawn(vm_daemon: SessionDaemon, guest_dir: Path) -> Iterator[Callable[[str, Path], Child]]:
+def spawn(vm_daemon: SessionDaemon, guest_dir: Path) -> Iterator[Spawn]:
     """Start vm_child.py processes; any still running at the end are killed."""
     children: list[Child] = []
 
-    def start(slot: str, overlay_dir: Path) -> Child:
-        children.append(Child(vm_daemon, slot, overlay_dir, guest_dir))
+    def start(slot: str, overlay_dir: Path, profile: str = "linux-tcg") -> Child:
+        children.append(Child(vm_daemon, slot, overlay_dir, guest_dir, profile))
         return children[-1]
 
     yield start
@@ -102,16 +109,21 @@ def foreign_domain(vm_daemon: SessionDaemon) -> Iterator[str]:
         conn.lookupByName("someone-elses-vm").undefine()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("signum", "profile", "at"), [
+    (signal.SIGINT, "linux-tcg", "boot: waiting"),   # QEMU is running now
+    (signal.SIGTERM, "linux-tcg", "boot: waiting"),
+    # while the clean state is being saved and frozen
+    pytest.param(signal.SIGINT, UEFI, "snapshot: taking", marks=pytest.mark.uefi),
+], ids=["SIGINT", "SIGTERM", "uefi-SIGINT-saving"])
 def test_interrupt_during_boot_leaves_no_domain_and_no_overlay(
-    vm_daemon: SessionDaemon, overlay_dir: Path, spawn: Callable[[str, Path], Child],
-    signum: signal.Signals,
+    vm_daemon: SessionDaemon, overlay_dir: Path, spawn: Spawn,
+    signum: signal.Signals, profile: str, at: str,
 ) -> None:
-    child = spawn("ch-sigint", overlay_dir)
+    child = spawn("ch-sigint", overlay_dir, profile)
     child.wait_line("overlay: created")
     assert "ch-sigint" in domain_names(vm_daemon.uri)
     assert any(overlay_dir.iterdir())
-    child.wait_line("boot: waiting")  # QEMU is running now
+    child.wait_line(at)
     child.proc.send_signal(signum)
     code = child.finish()
 
@@ -129,16 +141,25 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue()
 
 
+@pytest.mark.parametrize("profile", [
+    "linux-tcg", pytest.param(UEFI, marks=pytest.mark.uefi),
+])
 def test_gc_reclaims_a_sigkilled_holder_and_nothing_else(
-    vm_daemon: SessionDaemon, overlay_dir: Path, spawn: Callable[[str, Path], Child],
-    foreign_domain: str, tcg_guest: TcgGuest,
+    vm_daemon: SessionDaemon, overlay_dir: Path, spawn: Spawn,
+    foreign_domain: str, tcg_guest: TcgGuest, profile: str,
 ) -> None:
-    child = spawn("ch-killed", overlay_dir)
-    child.wait_line("boot: waiting")
+    child = spawn("ch-killed", overlay_dir, profile)
+    # the UEFI holder dies with its clean state saved: a save file, a frozen
+    # overlay and an NVRAM copy for gc to find
+    child.wait_line("HOLDING" if profile == UEFI else "boot: waiting", timeout_s=300)
     child.proc.send_signal(signal.SIGKILL)
     child.finish()
     assert "ch-killed" in domain_names(vm_daemon.uri)
     assert any(overlay_dir.iterdir())
+    if profile == UEFI:
+        states = next(overlay_dir.glob("*.states"))
+        assert {p.name for p in states.iterdir()} == {"clean.save", "clean.qcow2",
+                                                      "clean.nvram.fd"}
 
     code, listing = run_cli("list", "--uri", vm_daemon.uri)
     assert code == 0

@@ -71,7 +71,7 @@ def _images(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CALLOUT_HARNESS_NOT_SET", raising=False)
 
 
-@pytest.mark.parametrize("name", ["win11", "win10", "server2022", "linux-tcg"])
+@pytest.mark.parametrize("name", ["win11", "win10", "server2022", "linux-tcg", "linux-tcg-uefi"])
 def test_shipped_profiles_load(name: str) -> None:
     profile = find_profile(name, [FIXTURES])
     assert profile.name == name
@@ -89,7 +89,8 @@ def test_win11_has_uefi_without_secure_boot_and_a_tpm() -> None:
 
 
 def test_available_profiles_lists_the_fixtures() -> None:
-    assert {"win11", "win10", "server2022", "linux-tcg"} <= set(available_profiles([FIXTURES]))
+    assert {"win11", "win10", "server2022", "linux-tcg", "linux-tcg-uefi"} <= set(
+        available_profiles([FIXTURES]))
 
 
 def test_a_good_profile_loads(profile_dir: Path) -> None:
@@ -123,6 +124,9 @@ MISTAKES = [
     ("tpm-without-uefi", 'firmware = "uefi"', 'firmware = "bios"', "machine.tpm",
      "a TPM needs UEFI"),
     ("name-not-file", 'name = "lab"', 'name = "other"', "name", "the file's name"),
+    ("bad-snapshot-kind", 'template = "windows.xml"',
+     'template = "windows.xml"\nsnapshot = "external"', "snapshot",
+     "expected one of 'auto', 'internal', 'saved-state', found string 'external'"),
     ("duplicate-snapshot", 'golden = "golden"', 'golden = "clean"', "snapshots.golden",
      "different from 'clean'"),
 ]

@@ -75,19 +75,23 @@ def test_pytest_runs_scenarios_in_the_guest(vm_daemon: Any, guest_image: Any,
     assert not list((out / "vm").glob("*.qcow2"))
 
 
+@pytest.mark.parametrize("profile", [
+    "linux-tcg", pytest.param("linux-tcg-uefi", marks=pytest.mark.uefi),
+])
 def test_vm_target_reverts_between_scenarios(vm_daemon: Any, guest_image: Any,
-                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                             ) -> None:
-    """Each scenario starts from the golden snapshot, and a failure on the guest
-    comes back as a failing scenario with the guest's own trace."""
+                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             profile: str) -> None:
+    """Each scenario starts from the golden snapshot (internal on BIOS, a saved
+    state on UEFI), and a failure on the guest comes back as a failing scenario
+    with the guest's own trace."""
     from harness.scenario.loader import load_scenario
     from harness.session import HarnessSession, SessionOptions
 
     for key, value in _env(guest_image).items():
         monkeypatch.setenv(key, value)
-    out = _out_dir(vm_daemon, "session-out")
+    out = _out_dir(vm_daemon, f"session-out-{profile}")
     session = HarnessSession(SessionOptions(
-        vm="linux-tcg", out_dir=out, vm_uri=vm_daemon.uri, search_dirs=(REPO / "fixtures",),
+        vm=profile, out_dir=out, vm_uri=vm_daemon.uri, search_dirs=(REPO / "fixtures",),
         progress=lambda event: None,
     ))
     try:
