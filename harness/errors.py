@@ -18,6 +18,7 @@ boundary where they occur, ``raise SomeHarnessError(...) from exc``::
     │   ├── VmError           libvirt provisioning failed
     │   │   ├── LeaseError    no slot could be leased
     │   │   └── GuestCrashed  the guest crashed or panicked
+    │   ├── DriverCrashed     the callout under test raised or crashed mid-scenario
     │   └── TransportError    a guest transport failed
     │       ├── AuthError     credentials were refused or missing
     │       └── CommandTimeout  a guest command did not finish in time
@@ -113,6 +114,12 @@ class LeaseError(VmError):
 
 class GuestCrashed(VmError):
     """Raised when the guest crashed or panicked during a test."""
+
+
+class DriverCrashed(TargetError):
+    """Raised when the callout under test raised an exception (a Python
+    callout) or died (C driver code) during a scenario: that scenario fails,
+    the run goes on. The message names where, and the trace up to the crash."""
 
 
 class TransportError(TargetError):

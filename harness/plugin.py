@@ -59,17 +59,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def _check_target(config: pytest.Config) -> None:
     """An unknown ``--vm`` is a usage error at start-up, not a failure per test."""
     vm = config.getoption("harness_vm")
-    if not vm or vm == "sim" or config.getoption("harness_pool"):
+    if not vm or config.getoption("harness_pool"):
         return
-    from harness.vm.profile import available_profiles
+    from harness.session import check_vm_name
 
-    fixtures = Path(config.rootpath) / "fixtures"
-    known = available_profiles([fixtures])
-    if vm not in known:
-        raise pytest.UsageError(
-            f"--vm {vm}: no profile {vm}.toml in {fixtures}; "
-            f"known: sim, {', '.join(known) or '(none)'}"
-        )
+    try:
+        check_vm_name(vm, (Path(config.rootpath) / "fixtures",))
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _options(config: pytest.Config) -> Any:
@@ -79,6 +76,9 @@ def _options(config: pytest.Config) -> Any:
     out_dir = Path(out)
     if not out_dir.is_absolute():
         out_dir = Path(config.rootpath) / out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--harness-out {out}: expected a directory for traces and the "
+                         "report, found a file")
     vm = _target_name(config)
     pool = config.getoption("harness_pool")
     driver = config.getoption("harness_driver")
@@ -140,7 +140,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     if file_path.suffix != ".toml":
         return None
     dirs = parent.config.getini("harness_scenario_dirs")
-    if file_path.parent.name in dirs or any(
+    # a scenario file named on the command line is collected wherever it is
+    if parent.session.isinitpath(file_path) or file_path.parent.name in dirs or any(
         str(file_path.parent).endswith(str(Path(d))) for d in dirs
     ):
         return ScenarioFile.from_parent(parent, path=file_path)

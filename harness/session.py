@@ -34,8 +34,24 @@ class SessionOptions:
     search_dirs: tuple[Path, ...] = ()
 
 
+def check_vm_name(vm: str, search_dirs: tuple[Path, ...]) -> None:
+    """``--vm NAME`` names ``sim`` or a profile file: else a usage error listing them."""
+    if vm == "sim" or vm.startswith("pool:"):
+        return
+    from harness.vm.profile import PROFILE_SUFFIX, available_profiles
+
+    dirs = search_dirs or (Path("fixtures"),)
+    known = available_profiles(dirs)
+    if vm not in known:
+        where = ", ".join(str(d) for d in dirs)
+        raise UsageError(f"--vm {vm}: no profile {vm}{PROFILE_SUFFIX} in {where}; "
+                         f"known: sim, {', '.join(known) or '(none)'}")
+
+
 def make_target(options: SessionOptions) -> Target:
     """The target an option set names: ``sim`` or a VM profile name."""
+    if options.pool is None:
+        check_vm_name(options.vm, options.search_dirs)
     if options.vm == "sim":
         from harness.targets.sim import SimTarget
 

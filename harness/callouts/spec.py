@@ -9,11 +9,15 @@ One grammar for pytest, ``run``, ``certify run`` and ``simulate``:
 A spec is checked when the run is set up, not in its first scenario: the
 module must import, the name must be a class, and an instance must have
 every member of the :class:`~harness.engine.callout_api.Callout` protocol.
+The module is imported from the Python path, and from the directory the run
+starts in.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 from harness.errors import UsageError
@@ -62,6 +66,10 @@ def _module_callout(spec: str, **kw: Any) -> Any:
         raise UsageError(f"unknown callout {spec[:80]!r}; expected {SPEC_FORMS}")
     target = spec[len("module:"):] if spec.startswith("module:") else spec
     module_name, _, attr = target.partition(":")
+    # As `python -m` does: a module in the directory the run starts from imports
+    # (after everything else on the path, so it shadows nothing).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

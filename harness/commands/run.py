@@ -127,8 +127,17 @@ def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespa
     return item, note
 
 
+def output_dir(text: str, option: str = "--out") -> Path:
+    """The output directory: it may not exist yet, but it may not be a file."""
+    out = Path(text)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{option} {text}: expected a directory for traces and the report, "
+                         "found a file")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    out = output_dir(args.out)
     summary = execute(args, out)
     report = write_html(out / "report.html", summary.report, target=args.vm,
                           callout=args.callout if args.vm == "sim" else None)

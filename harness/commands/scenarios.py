@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
-from harness.scenario.loader import load_catalog
+from harness.errors import ScenarioError
+from harness.scenario.loader import load_scenario
+from harness.scenario.model import Scenario
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,8 +17,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
+def validate_all(directory: str) -> tuple[list[Scenario], list[str]]:
+    """Every scenario of ``directory`` that loads, and one line per bad file."""
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ScenarioError(str(folder), expected="a directory of scenario files",
+                            found="no such directory")
+    good: list[Scenario] = []
+    errors: list[str] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            errors.append(str(exc))
+            continue
+        if scenario.name in seen:
+            errors.append(f"{path}: name: duplicate scenario name {scenario.name!r} "
+                          f"(also in {seen[scenario.name]})")
+            continue
+        seen[scenario.name] = path
+        good.append(scenario)
+    return sorted(good, key=lambda s: s.name), errors
+
+
 def run(args: argparse.Namespace) -> int:
-    catalog = load_catalog(args.dir)  # validates every file; a mistake exits 2
+    catalog, errors = validate_all(args.dir)
+    if errors:
+        for line in errors:
+            print(f"callout-harness: {line}", file=sys.stderr)
+        print(f"callout-harness: {len(errors)} of {len(errors) + len(catalog)} scenario files "
+              "are invalid", file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps([
             {"name": s.name, "path": str(s.path), "description": s.description,

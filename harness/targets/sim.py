@@ -9,6 +9,7 @@ runs until idle. The trace is the engine's own.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from harness.engine.objects import (
     ProviderContext,
     Sublayer,
 )
-from harness.errors import EngineError, TargetError, UsageError
+from harness.errors import DriverCrashed, EngineError, HarnessError, TargetError, UsageError
 from harness.scenario.model import Scenario, Step
 from harness.targets.base import RunOutput, StepResult, trace_name
 
@@ -83,11 +84,27 @@ class SimTarget:
                     )
             except EngineError as exc:
                 raise TargetError(f"scenario {scenario.name!r}: engine error: {exc}") from exc
+            except HarnessError:
+                raise
+            except Exception as exc:  # the callout's own code raised
+                raise DriverCrashed(
+                    f"scenario {scenario.name!r}: the callout raised {type(exc).__name__}: "
+                    f"{str(exc)[:200]} ({_where(exc)}); trace up to it: {path}"
+                ) from exc
         return RunOutput(self.name, seed, path, runner.results,
                          {"events": engine.writer.count, "virtual_s": engine.now})
 
     def close(self) -> None:
         pass
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``exc``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "no traceback"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}"
 
 
 class _Runner:

@@ -103,6 +103,21 @@ def test_fixtures_for_hand_written_tests(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*needs target win11; this run uses --vm sim*"])
 
 
+def test_a_scenario_file_named_on_the_command_line_is_collected_anywhere(
+    pytester: pytest.Pytester,
+) -> None:
+    elsewhere = pytester.path / "bugs" / "repro"
+    elsewhere.mkdir(parents=True)
+    shutil.copy(CATALOG / "connect-pend-permit.toml", elsewhere / "mine.toml")
+    (elsewhere / "other.toml").write_text("not = 'a scenario'\n")
+    result = pytester.runpytest("bugs/repro/mine.toml", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*mine.toml::mine[[]sim[]] PASSED*"])
+    # a directory outside harness_scenario_dirs is not taken as scenarios
+    result = pytester.runpytest("bugs")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
 def test_bad_scenario_file_is_one_line_collect_error(pytester: pytest.Pytester) -> None:
     (pytester.path / "scenarios").mkdir()
     (pytester.path / "scenarios" / "bad.toml").write_text('[[steps]]\ndo = "tcp_conect"\n')
