@@ -2,7 +2,7 @@
 # Set up a Debian machine for callout-harness: system packages (as root), then
 # a virtualenv in .venv with the harness and its extras installed editable.
 #   ci/setup.sh            everything (the test tier needs libvirt, QEMU, sshd, chromium)
-#   ci/setup.sh --core     just Python and the harness (enough for the engine model)
+#   ci/setup.sh --core     just Python, the harness and pytest (enough for the engine model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 if [ "$core_only" -eq 1 ]; then
-    .venv/bin/python -m pip install -q -e .
+    # pytest too: the plugin is the main way in (pytest scenarios ...)
+    .venv/bin/python -m pip install -q -e . 'pytest>=8'
 else
     .venv/bin/python -m pip install -q -e '.[dev,vm,guest]'
 fi

@@ -82,7 +82,11 @@ class TraceBuilder:
 
         from harness.trace.writer import write_events
 
-        directory = self._tmp or Path(tempfile.mkdtemp(prefix="tb-"))
-        path = directory / f"trace-{id(self)}.jsonl"
-        write_events(path, self.events, target="test")
-        return Result(check_file(path, rules))
+        if self._tmp is not None:
+            path = self._tmp / f"trace-{id(self)}.jsonl"
+            write_events(path, self.events, target="test")
+            return Result(check_file(path, rules))
+        with tempfile.TemporaryDirectory(prefix="tb-") as directory:
+            path = Path(directory) / "trace.jsonl"
+            write_events(path, self.events, target="test")
+            return Result(check_file(path, rules))
