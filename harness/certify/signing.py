@@ -156,8 +156,11 @@ def check_signature(sums: Path, trusted: list[str] | None) -> SignatureCheck:
     found = _FINGERPRINT.search(said)
     who = f"{found.group(1)} key {found.group(2)}" if found else "an unknown key"
     if proc.returncode != 0:
-        if trusted is not None and found:
-            return SignatureCheck("bad", f"signed by {who}, which --trusted does not list")
+        if trusted is not None:
+            alone = check_signature(sums, None)  # a valid signature by another key?
+            if alone.state == "signed-untrusted":
+                signer = alone.detail.split(" (")[0]
+                return SignatureCheck("bad", f"{signer}, which --trusted does not list")
         return SignatureCheck("bad", f"{SIGNATURE} does not verify over {sums.name}")
     if trusted is None:
         return SignatureCheck("signed-untrusted", f"signed by {who} (not checked against "

@@ -2,10 +2,15 @@
 
 A mistake is one line naming the file, the line, the key path, what was
 expected and what was found; a file that fails is never half-loaded.
+
+Every count and size a scenario gives has an upper bound, checked here (see
+:data:`BOUNDS`): a scenario is a test, and ``peers = 9223372036854775807``
+would otherwise make the engine model grow until the machine runs out of memory.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -33,6 +38,28 @@ from harness.tomlfile import Document, Table
 from harness.trace.status import canonical
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+#: The largest value of each numeric step parameter (and ``delay_ms`` of a step or
+#: of ``[callout]``). Ports are 16-bit; a scenario needs no more than a few
+#: hundred peers or thousands of packets to make its point.
+BOUNDS: dict[str, int] = {
+    "peers": 256,
+    "packets": 10_000,
+    "segments": 10_000,
+    "replies": 10_000,
+    "port": 65_535,
+    "remote_port": 65_535,
+    "weight": 2**64 - 1,
+    "seconds": 86_400,
+    "delay_ms": 3_600_000,
+}
+#: At most this many steps in one scenario.
+MAX_STEPS = 1_000
+#: The largest ``seed`` and expected ``counts`` value.
+MAX_SEED = 2**64 - 1
+MAX_COUNT = 1_000_000
+#: The longest string a scenario may give (ids, keys, names, descriptions).
+MAX_STRING = 4_096
 _STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -44,7 +71,10 @@ def load_scenario(path: str | Path) -> Scenario:
                        what="a name of lower-case letters, digits, '-', '_' or '.'")
     description = root.string("description", default="")
     tags = _string_list(root, "tags")
-    seed = root.integer("seed", default=1, minimum=0)
+    if len(description) > MAX_STRING:
+        raise root.fail("description", expected=f"at most {MAX_STRING} characters",
+                        found=description)
+    seed = root.integer("seed", default=1, minimum=0, maximum=MAX_SEED)
     callout_table = root.table("callout", required=False)
     callout = _callout(callout_table)
     steps = _steps(root)
@@ -102,6 +132,8 @@ def _callout(t: Table) -> CalloutConfig:
             raise t.doc.fail((*t.key, "pend", i), expected=f"one of {', '.join(PEND_POINTS)}",
                              found=describe(point))
     delay = t.number("delay_ms", default=10, minimum=0)
+    if not delay <= BOUNDS["delay_ms"]:  # NaN too
+        raise t.fail("delay_ms", expected=f"a number <= {BOUNDS['delay_ms']}", found=delay)
     config = CalloutConfig(
         pend=frozenset(pend),
         delay_ms=float(delay),
@@ -133,6 +165,9 @@ def _steps(root: Table) -> tuple[Step, ...]:
     tables = root.tables("steps")
     if not tables:
         raise root.fail("steps", expected="at least one [[steps]] table", found=[])
+    if len(tables) > MAX_STEPS:
+        raise root.fail("steps", expected=f"at most {MAX_STEPS} [[steps]] tables",
+                        found=f"{len(tables)} of them")
     steps: list[Step] = []
     kinds_by_id: dict[str, str] = {}
     for index, t in enumerate(tables):
@@ -142,6 +177,8 @@ def _steps(root: Table) -> tuple[Step, ...]:
         if step_id is not None and step_id in kinds_by_id:
             raise t.doc.fail((*t.key, "id"), message=f"duplicate step id {step_id!r}")
         delay = t.number("delay_ms", default=0, minimum=0)
+        if not delay <= BOUNDS["delay_ms"]:  # NaN too
+            raise t.fail("delay_ms", expected=f"a number <= {BOUNDS['delay_ms']}", found=delay)
         concurrent = t.string("concurrent", default=None, pattern=_STEP_ID,
                               what="a group name")
         _, spec = STEP_KINDS[do]
@@ -199,6 +236,14 @@ def _param(t: Table, name: str, param: Param, kinds_by_id: dict[str, str]) -> ob
         raise t.fail(name, expected=_expected(param), found=value)
     if param.minimum is not None and isinstance(value, (int, float)) and value < param.minimum:
         raise t.fail(name, expected=f"{_expected(param)} >= {param.minimum:g}", found=value)
+    bound = BOUNDS.get(name)
+    if bound is not None and isinstance(value, (int, float)) and not value <= bound:
+        low = "" if param.minimum is None else f"{param.minimum:g} to "
+        raise t.fail(name, expected=f"{_expected(param)} ({low}{bound})", found=value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise t.fail(name, expected=f"a finite {_expected(param)}", found=value)
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        raise t.fail(name, expected=f"at most {MAX_STRING} characters", found=value)
     return float(value) if param.type == "float" else value
 
 
@@ -268,8 +313,10 @@ def _expect(t: Table, steps: tuple[Step, ...]) -> Expectations:
         if cname not in COUNTS:
             raise t.doc.fail((*t.key, "counts", cname), expected=f"one of {', '.join(COUNTS)}",
                              found=f"{cname!r}")
-        if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-            raise t.doc.fail((*t.key, "counts", cname), expected="an integer >= 0",
+        if (isinstance(number, bool) or not isinstance(number, int) or number < 0
+                or number > MAX_COUNT):
+            raise t.doc.fail((*t.key, "counts", cname),
+                             expected=f"an integer from 0 to {MAX_COUNT}",
                              found=describe(number))
         counts[cname] = number
     violations = _rule_list(t, "violations") if t.has("violations") else frozenset()
