@@ -18,6 +18,8 @@ from harness.errors import HarnessError, UsageError
 from harness.options import add_to_pytest
 
 _SESSION_KEY = pytest.StashKey["Any"]()
+#: A scenario item's record (harness.scenario.record.ItemRecord), once it ran.
+RECORD_KEY = pytest.StashKey["Any"]()
 
 # Nightly CI and certification (--certify, --errata, --harness-retries) live in
 # their own plugin module, loaded with this one.
@@ -91,6 +93,7 @@ def _options(config: pytest.Config) -> Any:
         pool=Path(pool) if pool else None,
         driver=Path(driver) if driver else None,
         explore=config.getoption("harness_explore"),
+        retries=config.getoption("harness_retries", 0) or 0,
         vm_uri=config.getoption("harness_vm_uri"),
         progress=_progress_writer(config),
         search_dirs=(Path(config.rootpath) / "fixtures",),
@@ -189,30 +192,15 @@ class ScenarioItem(pytest.Item):
         self.add_marker(pytest.mark.harness_scenario)
 
     def runtest(self) -> None:
-        from harness.scenario.failure import describe_failure, properties
+        from harness.report.failure import describe_failure
 
-        session = harness_session(self.config)
-        try:
-            if session.options.explore:
-                from harness.scenario.explore import explore
-
-                found = explore(session, self.scenario, session.options.explore)
-                result = found.result
-                extra = found.describe()
-            else:
-                # --harness-retries: a failed scenario may run again (harness.plugin_ci).
-                from harness.plugin_ci import run_with_retries
-
-                retries = self.config.getoption("harness_retries", 0) or 0
-                result, attempts = run_with_retries(session, self.scenario, retries)
-                self.user_properties.append(("attempts", attempts))
-                extra = ""
-        except HarnessError as exc:
-            raise ScenarioFailed(f"{type(exc).__name__}: {exc}") from None
-        for key, value in properties(result):
-            self.user_properties.append((key, value))
-        if result.failures:
-            raise ScenarioFailed(describe_failure(result, replay=self._replay(result)) + extra)
+        record = harness_session(self.config).run_item(self.scenario)
+        self.stash[RECORD_KEY] = record
+        self.user_properties.extend(record.properties())
+        if record.outcome == "error":
+            raise ScenarioFailed(record.failures[0])
+        if record.failures:
+            raise ScenarioFailed(describe_failure(record, replay=self._replay(record)))
 
     def _replay(self, result: Any) -> str:
         vm = _target_name(self.config)
@@ -221,9 +209,11 @@ class ScenarioItem(pytest.Item):
                  if self.path.is_relative_to(self.config.rootpath) else str(self.path)]
         pool = self.config.getoption("harness_pool")
         target = ["--vm-pool", str(pool)] if vm.startswith("pool:") and pool else ["--vm", vm]
-        parts += [*target, "--seed", str(result.run.seed)]
+        parts += [*target, "--seed", str(result.seed)]
         if callout:
             parts += ["--callout", callout]
+        for fault in self.config.getoption("harness_faults") or ():
+            parts += ["--engine-fault", fault]
         return " ".join(parts)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -299,29 +289,37 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 # -- reporting ---------------------------------------------------------------
 
 class _ReportCollector:
-    """Gathers scenario results from reports; on the xdist controller too,
+    """Gathers scenario records from reports; on the xdist controller too,
     so the HTML report covers every worker's items."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.entries: list[tuple[str, str, str]] = []
+        self.entries: list[tuple[str, str, Any]] = []
 
-    @pytest.hookimpl
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
+        # First of all logreport hooks, so that JUnit XML never sees the record blob.
+        # On an xdist worker the report goes to the controller as it is.
+        if report.when != "call" or hasattr(self.config, "workerinput"):
             return
+        from harness.scenario.record import OUTCOME_PROP, RECORD_PROP, record_from_properties
+
         props = dict(report.user_properties)
-        result_file = props.get("harness_result")
-        if result_file:
-            # known / flaky (harness.plugin_ci) are outcomes pytest itself does not have
-            outcome = str(props.get("harness_outcome") or report.outcome)
-            self.entries.append((report.nodeid, outcome, str(result_file)))
+        record = record_from_properties(props)
+        if record is None:
+            return
+        report.user_properties = [(k, v) for k, v in report.user_properties
+                                  if k != RECORD_PROP]
+        report.harness_record = record  # type: ignore[attr-defined]
+        # known / flaky (harness.plugin_ci) are outcomes pytest itself does not have
+        outcome = str(props.get(OUTCOME_PROP) or report.outcome)
+        self.entries.append((report.nodeid, outcome, record))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput") or not self.entries:
             return
-        from harness.scenario.failure import write_run_report
+        from harness.report.failure import write_run_report
 
         out = _options(self.config).out_dir
         vm = _target_name(self.config)

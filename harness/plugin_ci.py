@@ -25,28 +25,14 @@ from typing import Any
 
 import pytest
 
-from harness.certify.verdict import (
-    Attempt,
-    ItemOutcome,
-    default_os_build,
-    errata_report,
-    judge_item,
-    read_attempts,
-    run_with_retries,
-)
+from harness.certify.verdict import ItemOutcome, default_os_build, errata_report, judge_record
 from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, load_errata
 from harness.errors import HarnessError
 from harness.options import MAX_RETRIES, whole_number
-
-__all__ = ["run_with_retries"]
+from harness.plugin import RECORD_KEY
+from harness.scenario.record import KNOWN_PROP, MESSAGE_PROP, OUTCOME_PROP, ItemRecord
 
 _STATE_KEY = pytest.StashKey["CiRun"]()
-#: user_properties this plugin adds to a scenario item's report.
-OUTCOME_PROP, KNOWN_PROP, MESSAGE_PROP = "harness_outcome", "known_issues", "harness_message"
-
-
-
-
 MAX_STALE_RUNS = 1000
 
 
@@ -103,21 +89,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # -- judging an item -------------------------------------------------------------
 
-def judge_report(report: pytest.TestReport, errata: Errata | None) -> None:
+def judge_report(report: pytest.TestReport, record: ItemRecord | None,
+                 errata: Errata | None) -> None:
     """Turn a scenario item's call report into known / flaky / red-with-reason."""
-    props = dict(report.user_properties)
-    result_file = props.get("harness_result")
-    if report.when != "call" or not result_file:
+    if report.when != "call" or record is None:
         return
-    try:
-        record = json.loads(Path(str(result_file)).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(record, dict) or "trace" not in record:
-        return
-    attempts, os_build = read_attempts(record["trace"])
-    item = judge_item(record, attempts, os_build=os_build, errata=errata,
-                      nodeid=report.nodeid)
+    item = judge_record(record, errata=errata, nodeid=report.nodeid)
     if report.failed and item.outcome == "known":
         report.sections.append(("known issue", f"{item.message}\n\n{report.longreprtext}"))
         report.outcome = "passed"
@@ -140,7 +117,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     state = item.config.stash.get(_STATE_KEY, None)
     before = len(report.user_properties)
-    judge_report(report, state.errata if state else None)
+    judge_report(report, item.stash.get(RECORD_KEY, None), state.errata if state else None)
     # Also on the item, so pytest's JUnit XML (written from the teardown report) has them.
     item.user_properties.extend(report.user_properties[before:])
 
@@ -160,27 +137,20 @@ def pytest_report_teststatus(
 
 # -- the run's end: the bundle (controller only) -----------------------------------
 
-def item_from_props(nodeid: str, props: dict[str, Any], vm: str) -> ItemOutcome:
-    """The bundle's view of an item, from its report's properties and files."""
+def item_from_report(nodeid: str, props: dict[str, Any], record: ItemRecord | None,
+                     vm: str) -> ItemOutcome:
+    """The bundle's view of an item, from its report's record and properties."""
     outcome = str(props.get(OUTCOME_PROP) or props["outcome"])
-    result_file = props.get("harness_result")
-    record: dict[str, Any] | None = None
-    if result_file:
-        try:
-            record = json.loads(Path(str(result_file)).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            record = None
     if record is None:  # the harness could not run it: an error, with its text
         name = nodeid.rsplit("::", 1)[-1].split("[", 1)[0]
         text = str(props.get("text", ""))
-        record = {"scenario": name, "target": props.get("target", vm), "seed": None,
-                  "failures": [text.splitlines()[0] if text else "error"], "violations": [],
-                  "expected_violations": [], "trace": "", "duration_s": 0.0}
-        return ItemOutcome(record, "error", [Attempt(0, "error", "")], message=text,
+        record = ItemRecord.error(name, "", str(props.get("target", vm)), None,
+                                  text.splitlines()[0] if text else "error")
+        return ItemOutcome(record.as_json(), "error", list(record.attempts), message=text,
                            nodeid=nodeid)
-    attempts, os_build = read_attempts(record["trace"])
     known = [str(k) for k in json.loads(str(props.get(KNOWN_PROP) or "[]"))]
-    return ItemOutcome(record, outcome, attempts, os_build or default_os_build(record["target"]),
+    return ItemOutcome(record.as_json(), outcome, list(record.attempts),
+                       record.os_build or default_os_build(record.target),
                        known, str(props.get(MESSAGE_PROP, "")), nodeid)
 
 
@@ -193,7 +163,7 @@ class CiRun:
         self.errata = errata
         self.certify = certify
         self.junit = junit
-        self.entries: list[tuple[str, dict[str, Any]]] = []
+        self.entries: list[tuple[str, dict[str, Any], ItemRecord | None]] = []
         self.bundle: Any = None
         self.stale: list[StaleEntry] = []
 
@@ -202,9 +172,10 @@ class CiRun:
         if report.when != "call":
             return
         props = dict(report.user_properties)
-        if "harness_result" in props or "harness_scenario" in report.keywords:
+        record = getattr(report, "harness_record", None)  # set by harness.plugin
+        if record is not None or "harness_scenario" in report.keywords:
             self.entries.append((report.nodeid, {**props, "outcome": report.outcome,
-                                                 "text": report.longreprtext}))
+                                                 "text": report.longreprtext}, record))
 
     @pytest.hookimpl(hookwrapper=True, trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, Any, None]:
@@ -215,7 +186,8 @@ class CiRun:
             return
         config = self.config
         vm = config.getoption("harness_vm") or config.getini("harness_vm")
-        items = [item_from_props(nodeid, props, vm) for nodeid, props in sorted(self.entries)]
+        items = [item_from_report(nodeid, props, record, vm)
+                 for nodeid, props, record in sorted(self.entries, key=lambda e: e[0])]
         history_opt = config.getoption("harness_errata_history", None)
         history = Path(history_opt) if history_opt else None
         runs = config.getoption("harness_errata_stale_runs", DEFAULT_STALE_RUNS)

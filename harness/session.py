@@ -1,8 +1,10 @@
 """A run of scenarios on one target: the logic behind the pytest plugin and ``run``.
 
 The plugin and the CLI stay thin; both call :class:`HarnessSession`, which
-owns the target, runs and judges scenarios, keeps traces in the output
-directory, and renders the HTML report.
+validates the options when it is made, owns the target, and runs one item at
+a time (:meth:`HarnessSession.run_item`: explore or retries included),
+returning the one record type every front end shares
+(:class:`~harness.scenario.record.ItemRecord`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.scenario.evaluate import ScenarioResult, evaluate
 from harness.scenario.model import Scenario
+from harness.scenario.record import Attempt, ItemRecord
 from harness.targets.base import Target
 
 
@@ -28,6 +31,8 @@ class SessionOptions:
     pool: Path | None = None
     driver: Path | None = None
     explore: int = 0
+    #: run a failed scenario up to this many more times (a later pass is flaky)
+    retries: int = 0
     vm_uri: str | None = None
     #: where long VM steps (boot, revert, image copy) report progress
     progress: Callable[[object], None] | None = None
@@ -105,6 +110,39 @@ class HarnessSession:
         result = evaluate(scenario, run)
         result.run.meta.setdefault("duration_s", time.perf_counter() - started)
         return result
+
+    def run_item(self, scenario: Scenario) -> ItemRecord:
+        """Run one scenario item as the options say and judge it: explored
+        under ``explore`` schedules, or retried up to ``retries`` times.
+
+        A usage error propagates; any other harness error (a VM that broke,
+        a callout that crashed) is an ``error`` record naming it, so one bad
+        item never stops a run.
+        """
+        try:
+            if self.options.explore:
+                from harness.scenario.explore import explore
+
+                found = explore(self, scenario, self.options.explore)
+                return ItemRecord.from_result(found.result, explored=found.describe().strip())
+            return self._run_with_retries(scenario)
+        except UsageError:
+            raise
+        except HarnessError as exc:
+            seed = self.seed_for(scenario)
+            return ItemRecord.error(scenario.name, str(scenario.path), self.target_name, seed,
+                                    f"{type(exc).__name__}: {exc}")
+
+    def _run_with_retries(self, scenario: Scenario) -> ItemRecord:
+        """Every attempt keeps its own trace; the record lists them all."""
+        attempts: list[Attempt] = []
+        result = self.run(scenario)
+        while True:
+            attempts.append(Attempt(len(attempts), result.outcome, str(result.run.trace_path),
+                                    tuple(result.failures)))
+            if not result.failures or len(attempts) > self.options.retries:
+                return ItemRecord.from_result(result, tuple(attempts))
+            result = self.run(scenario, attempt=len(attempts))
 
     def close(self) -> None:
         if self._target is not None:

@@ -1,93 +1,32 @@
 """The verdict of an item: retries kept visible, known issues, and the run's stale errata.
 
 A failed scenario may be run again (``--harness-retries N``); every attempt
-keeps its own trace (``...-try1.jsonl``, ``...-try2.jsonl``), and a pass after
-a retry is *flaky*, never a plain pass. The attempts of an item are written
-next to its last trace (``<trace>.attempts.json``) so that the xdist
-controller, ``certify run`` and the bundle all see the same story.
+keeps its own trace (``...-try1.jsonl``, ``...-try2.jsonl``) and is listed in
+the item's record (:class:`~harness.scenario.record.ItemRecord`), and a pass
+after a retry is *flaky*, never a plain pass.
 
-:class:`ItemOutcome` is the one record every consumer shares: the pytest
-plugin builds it from reports, ``certify run`` from results, the bundle,
-``results.json`` and the history read it. :func:`judge_item` and
+:class:`ItemOutcome` is what the bundle, ``results.json`` and the history
+read: a record with its final verdict. :func:`judge_record` and
 :func:`errata_report` make an item ``known``, ``flaky`` or red for the same
-reasons whichever way the run was made.
+reasons whichever front end made the run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, judge, stale_entries
+from harness.scenario.record import Attempt
 
 if TYPE_CHECKING:
-    from harness.scenario.evaluate import ScenarioResult
-    from harness.scenario.model import Scenario
-    from harness.session import HarnessSession
+    from harness.scenario.record import ItemRecord
 
 OUTCOMES = ("passed", "failed", "error", "known", "flaky", "skipped")
 #: Outcomes that make a run red.
 RED = frozenset({"failed", "error"})
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One run of a scenario: which try, how it ended, and its trace."""
-
-    attempt: int
-    outcome: str
-    trace: str
-    failures: tuple[str, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "outcome": self.outcome, "trace": self.trace,
-                "failures": list(self.failures)}
-
-
-def attempts_file(trace: str | Path) -> Path:
-    """Where the attempts of the item whose last trace is ``trace`` are kept."""
-    return Path(f"{trace}.attempts.json")
-
-
-def run_with_retries(
-    session: HarnessSession, scenario: Scenario, retries: int
-) -> tuple[ScenarioResult, int]:
-    """Run ``scenario``; while it fails, run it again, up to ``retries`` more times.
-
-    Returns the last result and the number of attempts. Every attempt's trace
-    is kept under its own name, and the attempts are recorded next to the
-    last trace (:func:`attempts_file`).
-    """
-    attempts: list[Attempt] = []
-    result = session.run(scenario)
-    while True:
-        attempts.append(Attempt(len(attempts), result.outcome, str(result.run.trace_path),
-                                tuple(result.failures)))
-        if not result.failures or len(attempts) > retries:
-            break
-        result = session.run(scenario, attempt=len(attempts))
-    os_build = result.run.meta.get("os_build")
-    data = {"attempts": [a.as_json() for a in attempts],
-            "os_build": str(os_build) if os_build else None}
-    attempts_file(result.run.trace_path).write_text(json.dumps(data, indent=1), "utf-8")
-    return result, len(attempts)
-
-
-def read_attempts(trace: str | Path) -> tuple[list[Attempt], str | None]:
-    """The attempts recorded for ``trace`` (just the one when none were recorded)."""
-    try:
-        data = json.loads(attempts_file(trace).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return [], None
-    attempts = [
-        Attempt(int(a["attempt"]), str(a["outcome"]), str(a["trace"]),
-                tuple(a.get("failures", ())))
-        for a in data.get("attempts", [])
-    ]
-    return attempts, data.get("os_build")
 
 
 def default_os_build(target: str) -> str | None:
@@ -167,6 +106,13 @@ def judge_item(
         if verdict.known:
             item.outcome = "known"
     return item
+
+
+def judge_record(record: ItemRecord, *, errata: Errata | None = None,
+                 nodeid: str | None = None, today: dt.date | None = None) -> ItemOutcome:
+    """The verdict of a run item's record (errata, retries)."""
+    return judge_item(record.as_json(), list(record.attempts), os_build=record.os_build,
+                      errata=errata, nodeid=nodeid, today=today)
 
 
 @dataclass

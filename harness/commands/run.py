@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.certify.cli import add_ci_arguments
-from harness.certify.verdict import RED, Attempt, ItemOutcome, judge_item, read_attempts
+from harness.certify.verdict import RED, ItemOutcome, judge_record
 from harness.errata import Errata, load_errata
-from harness.errors import HarnessError, UsageError
+from harness.errors import UsageError
 from harness.options import add_to_argparse
 from harness.report.html import ReportItem, write_html
-from harness.scenario.failure import item_from_record, result_record
+from harness.report.failure import item_from_record
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
 from harness.session import HarnessSession, SessionOptions
@@ -67,7 +67,7 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
     scenarios = scenarios_for(args)
     options = SessionOptions(
         vm=args.vm, callout=args.callout, seed=args.seed, out_dir=out_dir,
-        faults=tuple(args.faults), explore=args.explore,
+        faults=tuple(args.faults), explore=args.explore, retries=args.retries,
         driver=Path(args.driver) if args.driver else None,
         search_dirs=(Path(args.fixtures),), vm_uri=args.vm_uri,
     )
@@ -80,51 +80,21 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
             print(f"[{n:>{width}}/{len(scenarios)}] {scenario.name} ...", end="", flush=True,
                   file=sys.stderr)
             t0 = time.perf_counter()
-            item, note = _run_one(session, scenario, args, errata, summary)
+            record = session.run_item(scenario)
+            item = judge_record(record, errata=errata)
+            summary.report.append(item_from_record(item.record, item.outcome))
             print(f" {item.outcome} ({time.perf_counter() - t0:.2f} s)", file=sys.stderr)
-            if note:
-                print(f"      {note.strip()}".replace("\n", "\n      "), file=sys.stderr)
-            for failure in item.record.get("failures", []):
+            for failure in record.failures:
                 print(f"      {failure}", file=sys.stderr)
             if item.message:
                 print(f"      {item.message}", file=sys.stderr)
+            if record.explored:
+                print("      " + record.explored.replace("\n", "\n      "), file=sys.stderr)
             summary.items.append(item)
     finally:
         session.close()
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _run_one(session: HarnessSession, scenario: Scenario, args: argparse.Namespace,
-             errata: Errata | None, summary: RunSummary) -> tuple[ItemOutcome, str]:
-    """The item's verdict, and the explore summary to print under its line."""
-    from harness.certify.verdict import run_with_retries
-
-    note = ""
-    try:
-        if args.explore:
-            from harness.scenario.explore import explore
-
-            found = explore(session, scenario, args.explore)
-            result = found.result
-            note = found.describe()
-        else:
-            result, _ = run_with_retries(session, scenario, args.retries)
-    except UsageError:
-        raise
-    except HarnessError as exc:
-        message = f"{type(exc).__name__}: {exc}"
-        record = {"scenario": scenario.name, "target": args.vm,
-                  "seed": session.seed_for(scenario), "outcome": "error",
-                  "failures": [message], "violations": [], "expected_violations": [],
-                  "trace": "", "duration_s": 0.0}
-        summary.report.append(item_from_record(record, "error"))
-        return ItemOutcome(record, "error", [Attempt(0, "error", "", (message,))]), note
-    record = result_record(result)
-    attempts, os_build = read_attempts(result.run.trace_path)
-    item = judge_item(record, attempts, os_build=os_build, errata=errata)
-    summary.report.append(item_from_record(record, item.outcome))
-    return item, note
 
 
 def output_dir(text: str, option: str = "--out") -> Path:

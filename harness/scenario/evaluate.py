@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from harness.contract.checker import CheckResult, check_file
 from harness.scenario.model import Scenario
-from harness.targets.base import RunOutput
+from harness.scenario.output import RunOutput
 from harness.trace.events import Event, layer_family
 from harness.trace.reader import TraceReader
 from harness.trace.status import succeeded

@@ -8,32 +8,13 @@ every target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from harness.scenario.model import Scenario
+from harness.scenario.output import RunOutput, StepResult
 
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one step observed: ``outcome`` for connections, ``status`` for BFE calls."""
-
-    step: str
-    outcome: str | None = None
-    status: str | None = None
-    detail: str = ""
-
-
-@dataclass
-class RunOutput:
-    """A scenario's run on a target, before it is judged."""
-
-    target: str
-    seed: int
-    trace_path: Path
-    steps: dict[str, StepResult] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
+__all__ = ["RunOutput", "StepResult", "Target", "trace_name"]
 
 
 class Target(Protocol):

@@ -31,7 +31,8 @@ from harness.engine.objects import (
 )
 from harness.errors import DriverCrashed, EngineError, HarnessError, TargetError, UsageError
 from harness.scenario.model import Scenario, Step
-from harness.targets.base import RunOutput, StepResult, trace_name
+from harness.scenario.output import RunOutput, StepResult
+from harness.targets.base import trace_name
 
 Process = Generator[object, object, object]
 StepProcess = Generator[object, object, StepResult | None]
