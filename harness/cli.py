@@ -137,6 +137,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from harness.guest.credentials import install_redaction, redact
+
+    install_redaction()  # every run: log records and error lines never carry a secret
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser(args_list)
@@ -148,10 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error it printed (2)
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     except (UsageError, InputError) as exc:
-        print(f"callout-harness: {exc}", file=sys.stderr)
+        print(f"callout-harness: {redact(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except HarnessError as exc:
-        print(f"callout-harness: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"callout-harness: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("callout-harness: interrupted", file=sys.stderr)

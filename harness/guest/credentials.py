@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,12 +20,19 @@ from harness.errors import AuthError
 from harness.guest.settings import SecretRef
 
 MASK = "********"
-# Shorter strings would turn every log line into asterisks; such secrets are
-# still never logged by the harness, they are just not searched for.
-_MIN_REDACTED_LEN = 4
+# A secret shorter than this is masked only where it stands as a whole word
+# (between non-alphanumeric characters): masking every "abc" inside other words
+# would turn each log line into asterisks, but "password: abc" must not show it.
+_MIN_SUBSTRING_LEN = 4
+#: Environment variables whose values are secrets wherever they appear: every
+#: process (an xdist controller too) registers them at start, so a report the
+#: controller writes masks what a worker resolved from the same variables.
+SECRET_ENV_PATTERN = re.compile(
+    r"^CALLOUT_HARNESS_\w*(?:PASSWORD|PASSPHRASE|SECRET|TOKEN|PRIVATE_KEY|_KEY)$")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
+_short: dict[str, re.Pattern[str]] = {}
 
 
 class Secret:
@@ -58,19 +66,42 @@ class Credentials:
 
 
 def register_secret(value: str) -> None:
-    """Add ``value`` to the strings redacted from logs and reports."""
-    if len(value) >= _MIN_REDACTED_LEN:
-        with _lock:
+    """Add ``value`` to the strings redacted from logs and reports (every length;
+    see ``_MIN_SUBSTRING_LEN`` for how short ones are matched)."""
+    if not value:
+        return
+    with _lock:
+        if len(value) >= _MIN_SUBSTRING_LEN:
             _secrets.add(value)
+        else:
+            _short[value] = re.compile(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])")
+        if "\n" in value:  # a key: each of its lines on its own too
+            for line in value.splitlines():
+                if len(line.strip()) >= 16:
+                    _secrets.add(line.strip())
+
+
+def register_environment_secrets(environ: Mapping[str, str] | None = None) -> int:
+    """Register the value of every variable :data:`SECRET_ENV_PATTERN` matches; returns
+    how many. A key *path* is registered too: it says where the key lives."""
+    env = os.environ if environ is None else environ
+    found = 0
+    for name, value in env.items():
+        if value and SECRET_ENV_PATTERN.match(name):
+            register_secret(value)
+            found += 1
+    return found
 
 
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by a mask."""
-    if not _secrets:
+    if not _secrets and not _short:
         return text
     for secret in sorted(_secrets, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
+    for pattern in _short.values():
+        text = pattern.sub(MASK, text)
     return text
 
 
@@ -142,7 +173,7 @@ class RedactingFilter(logging.Filter):
 
 
 def _redact_record(record: logging.LogRecord) -> None:
-    if not _secrets:
+    if not _secrets and not _short:
         return
     try:
         message = record.getMessage()
@@ -163,12 +194,16 @@ _installed = False
 
 
 def install_redaction() -> None:
-    """Redact secrets from every log record from now on, whichever handler writes it.
+    """Redact secrets from every log record from now on, whichever handler writes it,
+    and register the secrets of the environment (:func:`register_environment_secrets`).
 
     A handler filter would miss handlers added later (pytest's, a user's); the
     record factory sees every record at creation. Calling it again is harmless.
+    The command line calls it first thing; the pytest plugin in ``pytest_configure``
+    (controller and every xdist worker).
     """
     global _installed
+    register_environment_secrets()
     with _lock:
         if _installed:
             return

@@ -37,7 +37,7 @@ from harness.guest.base import (
     missing_extra,
     sha256_file,
 )
-from harness.guest.credentials import Secret, resolve_secret, resolve_username
+from harness.guest.credentials import Secret, register_secret, resolve_secret, resolve_username
 from harness.guest.settings import SSHSettings
 
 if TYPE_CHECKING:
@@ -78,6 +78,12 @@ class SSHTransport:
         what = f"ssh {settings.host}:{settings.port}"
         if settings.key_file_env:
             key_path = os.environ.get(settings.key_file_env)
+            if key_path and _looks_like_key_material(key_path):
+                # Never echo it: name the variable, and mask the value wherever it shows up.
+                register_secret(key_path)
+                raise AuthError(f"{what}: environment variable {settings.key_file_env} holds "
+                                "key material, not a path; write the key to a file (mode 600) "
+                                f"and set {settings.key_file_env} to that file's path")
             if key_path:
                 settings = dataclasses.replace(settings, key_file=Path(key_path).expanduser())
             elif settings.key_file is None:
@@ -379,3 +385,8 @@ class _AcceptNew:
         log.info("accepted new host key for %s (%s), recorded in %s",
                  hostname, key.get_name(), self.known_hosts)
 
+
+def _looks_like_key_material(value: str) -> bool:
+    """True for a private key pasted where its path belongs (PEM/OpenSSH armour,
+    several lines, or far longer than any path)."""
+    return "PRIVATE KEY" in value or "\n" in value or len(value) > 4096
