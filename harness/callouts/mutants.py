@@ -3,8 +3,8 @@
 Each mutant is a small subclass of :class:`ReferenceCallout` overriding one
 hook, registered in :data:`MUTANTS` with the rule IDs its trace must trip.
 The client mutants (policy clients breaking TX008/TX009) live in
-``client_mutants`` and are merged into the same registry. ``load_callout``
-turns a command-line spec (:mod:`harness.callouts.spec`) into a callout.
+``client_mutants`` and are merged into the same registry. A command-line
+spec becomes a callout in :mod:`harness.callouts.spec`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from typing import Any
 
 from harness.callouts.reference import Held, Pended, ReferenceCallout, StreamState
 from harness.callouts.registry import Mutant, build_registry
-from harness.callouts.spec import resolve
-from harness.engine.callout_api import Callout, ClassifyIn, ClassifyOut
-from harness.errors import UsageError
+from harness.engine.callout_api import ClassifyIn, ClassifyOut
 
 # -- PC: pend and complete ------------------------------------------------------
 
@@ -379,17 +377,6 @@ def callout_for_faults(faults: Iterable[str]) -> str:
         if fault in FAULT_CALLOUTS:
             return FAULT_CALLOUTS[fault]
     return "reference"
-
-
-def load_callout(spec: str, **kw: Any) -> Callout:
-    """A driver callout from a spec: ``reference``, ``mutant:NAME`` or ``module:Class``."""
-    callout, client = resolve(spec, **kw)
-    if client is not None:
-        raise UsageError(
-            f"mutant {client!r} is a policy-client mutant, not a callout; "
-            "run it with a workload (simulate --callout mutant:NAME)"
-        )
-    return callout
 
 
 def describe_mutants() -> list[dict[str, object]]:

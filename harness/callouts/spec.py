@@ -61,6 +61,17 @@ def resolve(spec: Any, **kw: Any) -> tuple[Any, str | None]:
     return _module_callout(spec, **kw), None
 
 
+def load_callout(spec: str, **kw: Any) -> Any:
+    """A driver callout from a spec (a client mutant is not one)."""
+    callout, client = resolve(spec, **kw)
+    if client is not None:
+        raise UsageError(
+            f"mutant {client!r} is a policy-client mutant, not a callout; "
+            "run it with a workload (simulate --callout mutant:NAME)"
+        )
+    return callout
+
+
 def _module_callout(spec: str, **kw: Any) -> Any:
     if spec_kind(spec) != "module":
         raise UsageError(f"unknown callout {spec[:80]!r}; expected {SPEC_FORMS}")

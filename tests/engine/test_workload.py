@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from harness.callouts.mutants import CLIENT_MUTANTS, DRIVER_MUTANTS, MUTANTS, load_callout
+from harness.callouts.mutants import CLIENT_MUTANTS, DRIVER_MUTANTS, MUTANTS
 from harness.callouts.reference import ReferenceCallout
+from harness.callouts.spec import load_callout
 from harness.contract.catalog import FAMILIES
 from harness.contract.checker import CheckResult, check_events
 from harness.engine.faults import FAULTS
