@@ -49,6 +49,39 @@ class Step:
         value = self.params.get(key, default)
         return default if value is None else value
 
+    # Typed reads of validated parameters. The loader has filled in every
+    # default from the step vocabulary (harness.scenario.steps), so these
+    # carry no defaults of their own; a wrong type is a harness bug.
+
+    def integer(self, key: str) -> int:
+        value = self.params.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"step {self.name}: {key} is {value!r}, not an integer")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.params.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"step {self.name}: {key} is {value!r}, not a number")
+        return float(value)
+
+    def text(self, key: str) -> str:
+        value = self.params.get(key)
+        if not isinstance(value, str):
+            raise TypeError(f"step {self.name}: {key} is {value!r}, not a string")
+        return value
+
+    def flag(self, key: str) -> bool:
+        return self.params.get(key) is True
+
+    def optional_text(self, key: str) -> str | None:
+        value = self.params.get(key)
+        return value if isinstance(value, str) else None
+
+    def optional_integer(self, key: str) -> int | None:
+        value = self.params.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
 
 @dataclass(frozen=True)
 class CalloutConfig:

@@ -128,10 +128,10 @@ STEP_KINDS: Final[dict[str, tuple[str, dict[str, Param]]]] = {
         "lifetime": Param("str", "static", choices=LIFETIMES),
         "provider": Param("str"),
         "layer": Param("str"),
-        "sublayer": Param("str"),
+        "sublayer": Param("str", "FWPM_SUBLAYER_UNIVERSAL", help="filters: their sublayer"),
         "callout": Param("str"),
         "context": Param("str"),
-        "weight": Param("int", None, minimum=0),
+        "weight": Param("int", 0, minimum=0, help="filters and sublayers"),
     }),
     "object_delete": ("delete a BFE object", {
         "session": _SESSION,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.callouts.settings import CalloutSettings
 from harness.callouts.spec import resolve
@@ -25,6 +25,7 @@ from harness.engine.objects import (
     CalloutObject,
     Condition,
     Filter,
+    FilterAction,
     Provider,
     ProviderContext,
     Sublayer,
@@ -132,15 +133,15 @@ class _Runner:
         for n, step in enumerate(self.scenario.steps, 1):
             family = self._family(step)
             if step.do == "tcp_connect":
-                port = int(step.get("remote_port", 443))  # type: ignore[call-overload]
+                port = step.integer("remote_port")
                 self.remotes[step.name] = [address(family, OUT_HOSTS + n, port)]
             elif step.do == "udp_send":
-                peers = int(step.get("peers", 1))  # type: ignore[call-overload]
+                peers = step.integer("peers")
                 self.remotes[step.name] = [
                     address(family, OUT_HOSTS + n, 5000 + i) for i in range(peers)
                 ]
             elif step.do == "udp_receive":
-                peers = int(step.get("peers", 1))  # type: ignore[call-overload]
+                peers = step.integer("peers")
                 self.remotes[step.name] = [
                     address(family, IN_HOSTS + n, 6000 + i) for i in range(peers)
                 ]
@@ -199,14 +200,14 @@ class _Runner:
 
     def _family(self, step: Step) -> str:
         """V4/V6 of a step, or of the socket step it acts on (accept, receive)."""
-        ref = step.get("listener") or step.get("on")
-        if isinstance(ref, str) and step.get("family") is None:
+        ref = step.optional_text("listener") or step.optional_text("on")
+        if ref is not None and "family" not in step.params:
             return self._family(self.scenario.step(ref))
-        return "V6" if step.get("family") == "v6" else "V4"
+        return "V6" if step.optional_text("family") == "v6" else "V4"
 
     def _session(self, step: Step) -> Session:
-        name = step.get("session")
-        if isinstance(name, str):
+        name = step.optional_text("session")
+        if name is not None:
             return self.sessions[name]
         if self._policy is None or self._policy.closed:
             self._policy = self.engine.open_session(dynamic=False)
@@ -216,7 +217,7 @@ class _Runner:
         return StepResult(step.name, "allowed" if ok else "blocked", None, detail)
 
     def _do_tcp_listen(self, step: Step) -> StepProcess:
-        port = int(step.get("port", 0)) or 8000 + step.index  # type: ignore[call-overload]
+        port = step.integer("port") or 8000 + step.index
         ep = yield self.engine.tcp_listen(port, self._family(step))
         if isinstance(ep, Endpoint):
             self.endpoints[step.name] = [ep]
@@ -228,12 +229,12 @@ class _Runner:
         if not isinstance(ep, Endpoint):
             return self._outcome(step, False)
         self.endpoints[step.name] = [ep]
-        yield from self._exchange(ep, int(step.get("segments", 2)),  # type: ignore[call-overload]
-                                  int(step.get("replies", 1)), None)  # type: ignore[call-overload]
+        yield from self._exchange(ep, step.integer("segments"),
+                                  step.integer("replies"), None)
         return self._outcome(step, True)
 
     def _do_tcp_accept(self, step: Step) -> StepProcess:
-        listeners = self.endpoints.get(str(step.get("listener")), [])
+        listeners = self.endpoints.get(step.text("listener"), [])
         if not listeners or not listeners[0].live:
             return StepResult(step.name, "blocked", None, "listener is not open")
         remote = self.remotes[step.name][0]
@@ -242,8 +243,8 @@ class _Runner:
             return self._outcome(step, False)
         self.endpoints[step.name] = [child]
         # inbound first: the peer sends, the app replies
-        yield from self._exchange(child, int(step.get("replies", 1)),  # type: ignore[call-overload]
-                                  int(step.get("segments", 1)), None)  # type: ignore[call-overload]
+        yield from self._exchange(child, step.integer("replies"),
+                                  step.integer("segments"), None)
         return self._outcome(step, True)
 
     def _do_udp_send(self, step: Step) -> StepProcess:
@@ -251,8 +252,8 @@ class _Runner:
         if not isinstance(ep, Endpoint):
             return self._outcome(step, False)
         self.endpoints[step.name] = [ep]
-        packets = int(step.get("packets", 1))  # type: ignore[call-overload]
-        replies = int(step.get("replies", 0))  # type: ignore[call-overload]
+        packets = step.integer("packets")
+        replies = step.integer("replies")
         for remote in self.remotes[step.name]:
             yield from self._exchange(ep, packets, replies, remote)
         yield from self._settle(ep, self.remotes[step.name])
@@ -261,11 +262,11 @@ class _Runner:
         return self._outcome(step, allowed)
 
     def _do_udp_receive(self, step: Step) -> StepProcess:
-        eps = self.endpoints.get(str(step.get("on")), [])
+        eps = self.endpoints.get(step.text("on"), [])
         if not eps or not eps[0].live:
             return StepResult(step.name, "blocked", None, "socket is not open")
         ep = eps[0]
-        packets = int(step.get("packets", 1))  # type: ignore[call-overload]
+        packets = step.integer("packets")
         for remote in self.remotes[step.name]:
             for _ in range(packets):
                 if ep.live:
@@ -299,12 +300,12 @@ class _Runner:
             yield 0.001
 
     def _do_send(self, step: Step) -> StepProcess:
-        eps = self.endpoints.get(str(step.get("on")), [])
+        eps = self.endpoints.get(step.text("on"), [])
         for ep in eps:
-            remotes = self.remotes.get(str(step.get("on")), [None])
+            remotes = self.remotes.get(step.text("on"), [None])
             for remote in remotes if ep.proto == "udp" else [None]:
-                for _ in range(int(step.get("segments", 1))):  # type: ignore[call-overload]
-                    if step.get("direction") == "in":
+                for _ in range(step.integer("segments")):
+                    if step.text("direction") == "in":
                         self.engine.peer_send(ep, SEGMENT_BYTES, remote)
                     else:
                         self.engine.send(ep, SEGMENT_BYTES, remote)
@@ -312,90 +313,90 @@ class _Runner:
         return None
 
     def _do_close(self, step: Step) -> StepProcess:
-        for ep in self.endpoints.get(str(step.get("of")), []):
+        for ep in self.endpoints.get(step.text("of"), []):
             if ep.live:
                 yield self.engine.close(ep)
         return None
 
     def _layer(self, step: Step) -> str:
-        return f"{step.get('layer')}_{self._family(step)}"
+        return f"{step.text('layer')}_{self._family(step)}"
 
     def _do_add_filter(self, step: Step) -> StepProcess:
         layer = self._layer(step)
-        action = str(step.get("action", "block")).upper()
+        action = cast(FilterAction, step.text("action").upper())
         conditions: list[Condition] = []
-        if step.get("remote_port") is not None:
-            conditions.append(Condition("remote_port", step.get("remote_port")))
-        if step.get("protocol") is not None:
-            conditions.append(Condition("protocol", step.get("protocol")))
+        port, protocol = step.optional_integer("remote_port"), step.optional_text("protocol")
+        if port is not None:
+            conditions.append(Condition("remote_port", port))
+        if protocol is not None:
+            conditions.append(Condition("protocol", protocol))
         key = f"scenario.{step.name}"
         flt = Filter(
-            key=key, layer=layer, weight=int(step.get("weight", 10)),  # type: ignore[call-overload]
-            action=action,  # type: ignore[arg-type]
+            key=key, layer=layer, weight=step.integer("weight"),
+            action=action,
             callout=callout_key(self.callout.name, layer) if action.startswith("CALLOUT") else None,
             conditions=tuple(conditions),
-            flags=frozenset({"CLEAR_ACTION_RIGHT"}) if step.get("hard") else frozenset(),
+            flags=frozenset({"CLEAR_ACTION_RIGHT"}) if step.flag("hard") else frozenset(),
         )
         self.filters[step.name] = key
         status = yield self.engine.add_filter(self._session(step), flt)
         return StepResult(step.name, None, str(status))
 
     def _do_delete_filter(self, step: Step) -> StepProcess:
-        key = self.filters[str(step.get("filter"))]
+        key = self.filters[step.text("filter")]
         status = yield self.engine.delete_filter(self._session(step), key)
         return StepResult(step.name, None, str(status))
 
     def _do_session_open(self, step: Step) -> StepProcess:
         session = self.engine.open_session(
-            dynamic=bool(step.get("dynamic")), txn_wait_ms=int(step.get("wait_ms", 0)),  # type: ignore[call-overload]
-            kernel=bool(step.get("kernel")),
+            dynamic=step.flag("dynamic"), txn_wait_ms=step.integer("wait_ms"),
+            kernel=step.flag("kernel"),
         )
         self.sessions[step.name] = session
         yield None
         return StepResult(step.name, None, "STATUS_SUCCESS")
 
     def _do_session_close(self, step: Step) -> StepProcess:
-        session = self.sessions[str(step.get("session"))]
+        session = self.sessions[step.text("session")]
         if not session.closed:
             session.close()
         yield None
         return None
 
     def _do_txn_begin(self, step: Step) -> StepProcess:
-        status = yield self.sessions[str(step.get("session"))].txn_begin(
-            read_only=bool(step.get("read_only")))
+        status = yield self.sessions[step.text("session")].txn_begin(
+            read_only=step.flag("read_only"))
         return StepResult(step.name, None, str(status))
 
     def _do_txn_commit(self, step: Step) -> StepProcess:
         yield None
-        return StepResult(step.name, None, self.sessions[str(step.get("session"))].txn_commit())
+        return StepResult(step.name, None, self.sessions[step.text("session")].txn_commit())
 
     def _do_txn_abort(self, step: Step) -> StepProcess:
         yield None
-        return StepResult(step.name, None, self.sessions[str(step.get("session"))].txn_abort())
+        return StepResult(step.name, None, self.sessions[step.text("session")].txn_abort())
 
     def _object(self, step: Step) -> BfeObject:
         common: dict[str, Any] = {
-            "key": str(step.get("key")), "lifetime": step.get("lifetime", "static"),
-            "provider": step.get("provider"),
+            "key": step.text("key"), "lifetime": step.text("lifetime"),
+            "provider": step.optional_text("provider"),
         }
-        kind = step.get("type")
+        kind = step.text("type")
         if kind == "provider":
             return Provider(**common)
         if kind == "provider_context":
             return ProviderContext(**common)
         if kind == "sublayer":
-            return Sublayer(**common, weight=int(step.get("weight", 0)))  # type: ignore[call-overload]
+            return Sublayer(**common, weight=step.integer("weight"))
         if kind == "callout":
-            return CalloutObject(**common, layer=str(step.get("layer", "")),
-                                 context=step.get("context"))  # type: ignore[arg-type]
+            return CalloutObject(**common, layer=step.optional_text("layer") or "",
+                                 context=step.optional_text("context"))
+        callout = step.optional_text("callout")
         return Filter(
-            **common, layer=str(step.get("layer", "")),
-            sublayer=str(step.get("sublayer", "FWPM_SUBLAYER_UNIVERSAL")),
-            weight=int(step.get("weight", 0)),  # type: ignore[call-overload]
-            action="CALLOUT_TERMINATING" if step.get("callout") else "BLOCK",
-            callout=step.get("callout"),  # type: ignore[arg-type]
-            context=step.get("context"),  # type: ignore[arg-type]
+            **common, layer=step.optional_text("layer") or "", sublayer=step.text("sublayer"),
+            weight=step.integer("weight"),
+            action="CALLOUT_TERMINATING" if callout else "BLOCK",
+            callout=callout, context=step.optional_text("context"),
         )
 
     def _do_object_add(self, step: Step) -> StepProcess:
@@ -410,7 +411,7 @@ class _Runner:
 
     def _do_object_delete(self, step: Step) -> StepProcess:
         session = self._session(step)
-        kind, key = str(step.get("type")), str(step.get("key"))
+        kind, key = step.text("type"), step.text("key")
         if session.in_transaction:
             yield None
             status: object = session.delete(kind, key)
@@ -431,5 +432,5 @@ class _Runner:
         return StepResult(step.name, None, "STATUS_SUCCESS")
 
     def _do_wait(self, step: Step) -> StepProcess:
-        yield float(step.get("seconds", 0.0))  # type: ignore[arg-type]
+        yield step.number("seconds")
         return None
