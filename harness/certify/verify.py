@@ -275,12 +275,28 @@ def verify(path: str | Path, *, trusted: list[str] | None = None) -> Verificatio
     if target.is_symlink():
         raise BundleError(f"{target}: a symbolic link; name the bundle itself")
     if target.is_dir():
-        return verify_directory(target, trusted=trusted)
+        try:
+            return verify_directory(target, trusted=trusted)
+        except BundleError as exc:
+            raise _named(exc, target) from None
     if not target.is_file():
         raise BundleError(f"{target}: no such bundle directory or archive")
     with tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         base = unpack(target, Path(tmp))
-        found = verify_directory(base, shown=str(target), trusted=trusted)
+        try:
+            found = verify_directory(base, shown=str(target), trusted=trusted)
+        except BundleError as exc:
+            raise _named(exc, target, str(base)) from None
         prefix = str(base)
         found.problems = [p.replace(prefix + "/", "") for p in found.problems]
         return found
+
+
+def _named(exc: BundleError, bundle: Path, inner: str | None = None) -> BundleError:
+    """``exc`` with its message naming the bundle first (``BUNDLE: results.json: ...``)."""
+    text = str(exc)
+    if inner is not None:
+        text = text.replace(inner + "/", "").replace(inner, "")
+    if text.startswith(str(bundle)):
+        return BundleError(text)
+    return BundleError(f"{bundle}: {text}")

@@ -109,7 +109,7 @@ def test_a_results_json_that_no_bundle_writes_is_bad_input(bundle: Path) -> None
     from harness.errors import BundleError
 
     (bundle / "results.json").write_text("{}")
-    with pytest.raises(BundleError, match=r"^results\.json: items: expected an array"):
+    with pytest.raises(BundleError, match=r"bundle: results\.json: items: expected an array"):
         verify(bundle)
 
 

@@ -73,13 +73,19 @@ def seed_file(kind: str, into: Path) -> Path:
     into.mkdir(parents=True, exist_ok=True)
     if kind == "scenario":
         return Path(shutil.copy(ROOT / "scenarios" / "connect-pend-permit.toml", into / "s.toml"))
+    if kind in ("profile", "pool") and not (into / "templates").exists():
+        shutil.copytree(ROOT / "fixtures" / "templates", into / "templates")
     if kind == "profile":
-        return Path(shutil.copy(ROOT / "fixtures" / "linux-tcg.toml", into / "linux-tcg.toml"))
+        path = into / "linux-tcg.toml"
+        text = (ROOT / "fixtures" / "linux-tcg.toml").read_text(encoding="utf-8")
+        path.write_text(text.replace("${CALLOUT_HARNESS_GUEST}", str(into)), encoding="utf-8")
+        return path
     if kind == "pool":
         shutil.copy(ROOT / "fixtures" / "win11.toml", into / "win11.toml")
         path = into / "pool.toml"
-        path.write_text('[pool]\nlease_ttl_s = 600\n\n[[slot]]\nname = "ch-a"\n'
-                        'uri = "test:///default"\nprofile = "win11"\n', encoding="utf-8")
+        path.write_text(f'[pool]\nlease_ttl_s = 600\noverlay_dir = "{into / "overlays"}"\n\n'
+                        '[[slot]]\nname = "ch-a"\nuri = "test:///default"\nprofile = "win11"\n',
+                        encoding="utf-8")
         return path
     if kind == "manifest":
         target = into / "probe"
