@@ -516,7 +516,7 @@ class ReferenceCallout:
         return any(s.waiting or s.in_flight for _, s in self.streams_of(endpoint))
 
     def drain(self, endpoint: int) -> None:
-        """Reinject every queued packet now, before the endpoint goes (seed 000)."""
+        """Reinject every queued packet now, before the endpoint goes (ALE endpoint lifetime)."""
         for held in self.queued.pop(endpoint, []):
             self.inject(held.kind, held.packet, held.endpoint, None)
         for flow, state in self.streams_of(endpoint):

@@ -20,8 +20,8 @@ from harness.certify.verdict import RED, ItemOutcome, judge_record
 from harness.errata import Errata, load_errata
 from harness.errors import UsageError
 from harness.options import add_to_argparse
-from harness.report.html import ReportItem, write_html
 from harness.report.failure import item_from_record
+from harness.report.html import ReportItem, write_html
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
 from harness.session import HarnessSession, SessionOptions

@@ -6,10 +6,10 @@ BFE), how severe a breach is, what it asserts over a trace, and where the
 obligation is documented. IDs are stable: reports, suppressions and the
 checker's JSON output use them.
 
-Sources: "seed 000/001" are the ALE endpoint lifetime management pages,
-"seed 002" asynchronous classification, "seed 003" BFE object management,
-"seed 004" FwpsPendOperation0; "DDI X" is the WDK reference page of X; "WFP X"
-the Windows docs page titled X; "sample X" Windows-driver-samples network/trans/X.
+Sources name documents by title: "WFP: X" is the Windows Filtering Platform
+page titled X (Microsoft Learn, the WFP callout driver and BFE guides); "DDI:
+X" is the WDK reference page of the function X; "sample X" is
+Windows-driver-samples network/trans/X.
 """
 
 from __future__ import annotations
@@ -72,154 +72,154 @@ _RULES = (
          "Each pend_operation that succeeded is completed by exactly one complete_operation "
          "with the same ctx: never is a leak at end of trace, twice is a double completion, "
          "and a ctx that was never pended must not be completed.",
-         "seed 002 (async ALE classify); seed 004"),
+         "WFP: Processing Classify Callouts Asynchronously (async ALE classify); DDI: FwpsPendOperation0"),
     Rule("PC002", "driver",
          "The classify in which a pend succeeded returns action BLOCK with absorb set.",
-         "seed 004; DDI FwpsPendOperation0"),
+         "DDI: FwpsPendOperation0"),
     Rule("PC003", "driver",
          "pend_operation is called only at ALE_RESOURCE_ASSIGNMENT, ALE_AUTH_LISTEN, "
          "ALE_AUTH_RECV_ACCEPT and ALE_AUTH_CONNECT (V4/V6), and only in a classify that "
          "has can_pend.",
-         "DDI FwpsPendOperation0; WFP Metadata Fields at Each Filtering Layer"),
+         "DDI: FwpsPendOperation0; WFP: Metadata Fields at Each Filtering Layer"),
     Rule("PC004", "engine",
          "A pend_operation in a classify with reauth set returns STATUS_FWP_CANNOT_PEND.",
-         "seed 004; seed 002 (ALE reauthorization)"),
+         "DDI: FwpsPendOperation0; WFP: Processing Classify Callouts Asynchronously (ALE reauthorization)"),
     Rule("PC005", "driver",
          "When pend_operation failed, the classify returns without absorb: absorbing there "
          "drops the packet silently with nothing to complete.",
-         "seed 004"),
+         "DDI: FwpsPendOperation0"),
     Rule("PC006", "engine",
          "After complete_operation of a ctx pended at ALE_AUTH_CONNECT, a classify with "
          "reauth set follows at the same layer for the same endpoint.",
-         "seed 002 (ALE connect and recv/accept layers)"),
+         "WFP: Processing Classify Callouts Asynchronously (ALE connect and recv/accept layers)"),
     Rule("PC007", "driver",
          "In that reauthorization the driver returns a final PERMIT or BLOCK, equal to its "
          "decision for that ctx when one was recorded, and does not try to pend again.",
-         "seed 002; sample inspect/sys/inspect.c"),
+         "WFP: Processing Classify Callouts Asynchronously; sample inspect/sys/inspect.c"),
     Rule("PC008", "engine",
          "Completing a ctx pended at ALE_AUTH_RECV_ACCEPT does not cause a reauthorization "
          "at ALE_AUTH_RECV_ACCEPT.",
-         "seed 002"),
+         "WFP: Processing Classify Callouts Asynchronously"),
     Rule("PC009", "driver",
          "After completing a RECV_ACCEPT pend, the packet handed to complete_operation "
          "(without one, the clone made in the pended classify) is injected with "
          "transport_recv to allow, or freed without injection to deny, matching the "
          "recorded decision; leaving it neither injected nor freed is a violation.",
-         "seed 002; seed 004; DDI FwpsInjectTransportReceiveAsync0"),
+         "WFP: Processing Classify Callouts Asynchronously; DDI: FwpsPendOperation0; DDI: FwpsInjectTransportReceiveAsync0"),
     Rule("PC010", "driver",
          "A classify whose injection is self or prev_self returns PERMIT or CONTINUE, "
          "with no pend, clone or absorb.",
-         "DDI FwpsQueryPacketInjectionState0; seed 002 (reinjected clone)"),
+         "DDI: FwpsQueryPacketInjectionState0; WFP: Processing Classify Callouts Asynchronously (reinjected clone)"),
     Rule("PC011", "driver",
          "No pend_operation, pend_classify or absorb at ALE_FLOW_ESTABLISHED.",
-         "seed 002 (ALE_FLOW_ESTABLISHED layers)"),
+         "WFP: Processing Classify Callouts Asynchronously (ALE_FLOW_ESTABLISHED layers)"),
     Rule("PC012", "driver",
          "At INBOUND_TRANSPORT a classify with ale_required returns PERMIT or CONTINUE, "
          "without absorb, pend, clone or injection of that packet.",
-         "seed 002 (INBOUND_TRANSPORT layers)"),
+         "WFP: Processing Classify Callouts Asynchronously (INBOUND_TRANSPORT layers)"),
     Rule("PC013", "driver",
          "With rights false on entry the callout neither pends nor absorbs, and returns "
          "either its input action unchanged (CONTINUE/NONE) or a BLOCK veto.",
-         "WFP Types of Callouts"),
+         "WFP: Types of Callouts"),
     # PK: FwpsPendClassify0 / FwpsCompleteClassify0
     Rule("PK001", "driver",
          "Each successful acquire_classify_handle is released exactly once.",
-         "DDI FwpsAcquireClassifyHandle0"),
+         "DDI: FwpsAcquireClassifyHandle0"),
     Rule("PK002", "driver",
          "Each successful pend_classify is completed by exactly one complete_classify on "
          "the same handle, before that handle is released.",
-         "seed 000/001 (closure may pend); DDI FwpsPendClassify0"),
+         "WFP: ALE Endpoint Lifetime Management (closure may pend); DDI: FwpsPendClassify0"),
     Rule("PK003", "engine",
          "pend_classify succeeds only at ALE_ENDPOINT_CLOSURE, ALE_CONNECT_REDIRECT and "
          "ALE_BIND_REDIRECT; elsewhere it returns STATUS_FWP_CANNOT_PEND.",
-         "DDI FwpsPendClassify0"),
+         "DDI: FwpsPendClassify0"),
     # PI: packets, clones and injection
     Rule("PI001", "driver",
          "Each successful clone is freed (free_clone) exactly once, and never before an "
          "injection of it has completed.",
-         "DDI FwpsAllocateCloneNetBufferList0"),
+         "DDI: FwpsAllocateCloneNetBufferList0"),
     Rule("PI002", "driver",
          "Each reference has exactly one dereference.",
-         "DDI FwpsReferenceNetBufferList0"),
+         "DDI: FwpsReferenceNetBufferList0"),
     Rule("PI003", "driver/engine",
          "An inject that succeeded gets exactly one inject_complete; a failed one gets none "
          "(engine), and the driver then frees that packet itself (driver).",
-         "DDI FwpsInjectTransportSendAsync0"),
+         "DDI: FwpsInjectTransportSendAsync0"),
     Rule("PI004", "driver",
          "No inject, complete_operation or queue names a packet after it was freed.",
-         "DDI FwpsFreeCloneNetBufferList0"),
+         "DDI: FwpsFreeCloneNetBufferList0"),
     # ST: stream layer
     Rule("ST001", "driver",
          "On a flow at STREAM, once a segment was cloned and absorbed (out of band), every "
          "later segment is also cloned and absorbed while absorbed data of that flow is not "
          "yet injected: inline and out-of-band handling do not mix.",
-         "seed 002 (STREAM layers)"),
+         "WFP: Processing Classify Callouts Asynchronously (STREAM layers)"),
     Rule("ST002", "driver",
          "Stream data of one flow is injected in the order it was indicated.",
-         "seed 002 (ordered delivery)"),
+         "WFP: Processing Classify Callouts Asynchronously (ordered delivery)"),
     # EP: ALE endpoint lifetime
     Rule("EP001", "engine",
          "Every endpoint indicated at ALE_RESOURCE_ASSIGNMENT gets exactly one "
          "ALE_RESOURCE_RELEASE classify with the same endpoint, and no endpoint that was "
          "never assigned is released.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP002", "engine",
          "Each TCP connection authorized at ALE_AUTH_CONNECT or ALE_AUTH_RECV_ACCEPT (its "
          "initial, non-reauth indication) gets exactly one ALE_ENDPOINT_CLOSURE with its "
          "endpoint.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP003", "engine",
          "A non-TCP endpoint gets exactly one ALE_ENDPOINT_CLOSURE, however many remote "
          "peers it talked to.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP004", "engine",
          "Each TCP listening socket (seen at ALE_AUTH_LISTEN) gets exactly one "
          "ALE_ENDPOINT_CLOSURE.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP005", "engine",
          "Endpoint handles are unique: a handle is not given to a new endpoint while the "
          "old one is live, and a parent names an endpoint already seen.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP006", "engine",
          "No classify names an endpoint after its closure completed, except its "
          "ALE_RESOURCE_RELEASE.",
-         "seed 000/001"),
+         "WFP: ALE Endpoint Lifetime Management"),
     Rule("EP007", "driver",
          "Every alloc bound to an endpoint is freed no later than the end of that "
          "endpoint's closure (its classify return, or its complete_classify when the "
          "closure was pended); at end of trace every alloc is freed.",
-         "seed 000/001 (release resources when the endpoint closes)"),
+         "WFP: ALE Endpoint Lifetime Management (release resources when the endpoint closes)"),
     Rule("EP008", "driver",
          "Before a pended closure is completed, every packet the driver queued for that "
          "endpoint has been injected or freed.",
-         "seed 000/001 (reinject queued packets before shutdown)"),
+         "WFP: ALE Endpoint Lifetime Management (reinject queued packets before shutdown)"),
     Rule("EP009", "driver",
          "Operations pended on an endpoint are completed before that endpoint's closure "
          "completes.",
-         "seed 000/001; seed 002", "warning"),
+         "WFP: ALE Endpoint Lifetime Management; WFP: Processing Classify Callouts Asynchronously", "warning"),
     # FC: flow contexts and unload
     Rule("FC001", "engine",
          "Each successful flow_associate gets exactly one flow_delete (or a flow_remove "
          "with STATUS_SUCCESS that deletes it).",
-         "DDI FwpsFlowAssociateContext0"),
+         "DDI: FwpsFlowAssociateContext0"),
     Rule("FC002", "engine/driver",
          "A second flow_associate on the same flow, layer and callout returns "
          "STATUS_OBJECT_NAME_EXISTS (engine); the driver frees the context it tried to "
          "attach (driver).",
-         "DDI FwpsFlowAssociateContext0"),
+         "DDI: FwpsFlowAssociateContext0"),
     Rule("FC003", "engine",
          "callout_unregister while that callout still has flow contexts returns "
          "STATUS_DEVICE_BUSY.",
-         "DDI FwpsCalloutUnregisterById0"),
+         "DDI: FwpsCalloutUnregisterById0"),
     Rule("FC004", "engine/driver",
          "No classify for a callout after its successful callout_unregister, and the "
          "driver's pending work (pend ctx, clone, classify handle) is completed before it.",
-         "WFP Unloading a Callout Driver"),
+         "WFP: Unloading a Callout Driver"),
     # TX: BFE sessions and transactions
     Rule("TX001", "engine",
          "A txn_begin in a session that already has a transaction in progress returns "
          "FWP_E_TXN_IN_PROGRESS.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX002", "engine",
          "txn_commit and txn_abort with no transaction in progress return "
          "FWP_E_NO_TXN_IN_PROGRESS.",
@@ -228,12 +228,12 @@ _RULES = (
          "A txn_begin returns FWP_E_TIMEOUT exactly when it could not take the lock within "
          "the session's wait timeout (txn_wait_ms; 0 means 15000; 4294967295 means never): "
          "not sooner, and a begin that waited longer did not succeed.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX004", "engine",
          "A user-mode transaction that holds the lock for more than 3600 s is aborted by the "
          "engine (txn_forced_abort), and the next call in it returns FWP_E_TXN_ABORTED; "
          "kernel-mode and implicit transactions are never forced.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX005", "engine",
          "object_add and object_delete inside a read-only transaction return "
          "FWP_E_INCOMPATIBLE_TXN.",
@@ -242,36 +242,36 @@ _RULES = (
          "Atomicity: after txn_abort nothing added or deleted in the transaction took "
          "effect; after txn_commit every successful operation in it did. A failed operation "
          "inside a transaction does not end it.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX007", "engine",
          "Closing a session aborts its transaction in progress and deletes the objects of a "
          "dynamic session.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX008", "client",
          "Every transaction the client begins is committed or aborted before its session "
          "closes, and after FWP_E_TXN_ABORTED no call but abort is made in that transaction.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("TX009", "client",
          "A client that holds a transaction longer than its peers' wait timeout (default "
          "15 s) makes their txn_begin fail: hold times above the smallest peer timeout are "
          "reported.",
-         "seed 003", "warning"),
+         "WFP: Object Management", "warning"),
     # OB: objects, lifetimes and references
     Rule("OB001", "engine",
          "An add whose references point to a shorter-lived object fails with "
          "FWP_E_LIFETIME_MISMATCH: static or persistent to dynamic, persistent to static, "
          "dynamic to another session's dynamic, persistent to another provider's persistent.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("OB002", "engine",
          "Deleting an object that another object references fails with FWP_E_IN_USE.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("OB003", "engine",
          "Adding or deleting a built-in object fails with FWP_E_BUILTIN_OBJECT.",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("OB004", "engine",
          "A key is unique per object type: a second add of it fails with "
          "FWP_E_ALREADY_EXISTS (two types may share a key).",
-         "seed 003"),
+         "WFP: Object Management"),
     Rule("OB005", "engine",
          "From a dynamic session, deleting another dynamic session's object fails with "
          "FWP_E_WRONG_SESSION and deleting a non-dynamic object with "
@@ -281,17 +281,17 @@ _RULES = (
          "An add that references a missing object fails with that type's NOT_FOUND "
          "(FWP_E_CALLOUT_NOT_FOUND, FWP_E_LAYER_NOT_FOUND, FWP_E_SUBLAYER_NOT_FOUND, "
          "FWP_E_PROVIDER_NOT_FOUND, FWP_E_PROVIDER_CONTEXT_NOT_FOUND).",
-         "seed 003"),
+         "WFP: Object Management"),
     # RA: reauthorization
     Rule("RA001", "engine",
          "After a policy_change at ALE_AUTH_CONNECT or ALE_AUTH_RECV_ACCEPT, the next packet "
          "of each flow already authorized at that layer is classified again with reauth "
          "set, in either direction.",
-         "seed 002 (ALE reauthorization); WFP ALE Re-authorization"),
+         "WFP: Processing Classify Callouts Asynchronously (ALE reauthorization); WFP: ALE Re-authorization"),
     Rule("RA002", "driver",
          "A reauthorization classify gets a final decision synchronously (PERMIT, BLOCK or "
          "CONTINUE), never an absorb.",
-         "seed 002"),
+         "WFP: Processing Classify Callouts Asynchronously"),
 )
 
 RULES: Final[dict[str, Rule]] = {}

@@ -31,7 +31,7 @@ FWP_E_ALREADY_EXISTS) or can still be referenced or deleted; an object a
 commit made live is gone (a reference to it or its delete fails with
 NOT_FOUND, or adding it again succeeds).
 
-Lifetimes (seed 003): an object may not reference a shorter-lived one:
+Lifetimes (the BFE object management page): an object may not reference a shorter-lived one:
 static or persistent -> dynamic, persistent -> static, dynamic -> another
 session's dynamic, persistent -> a persistent object owned by another
 provider (a provider owns itself; an object without an owning provider is

@@ -160,7 +160,7 @@ class AleCore:
                 self.sched.call_soon(lambda: done(True))
                 return
             # the completion handle is there on a reauthorization too: a pend is
-            # attempted and refused (STATUS_FWP_CANNOT_PEND, seed 004)
+            # attempted and refused (STATUS_FWP_CANNOT_PEND, the FwpsPendOperation0 page)
             again = self._classify(ind.layer, ep, ind.dir, remote=ind.remote, reauth=True,
                                    can_pend=True)
             ok = again.action == "PERMIT" and not again.absorbed

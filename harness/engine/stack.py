@@ -13,7 +13,7 @@ virtual and only ever answer. What each socket operation indicates, in order:
   clone the callout reinjects is classified again (``injection`` self).
 - UDP: ALE_AUTH_CONNECT per new remote sent to, ALE_AUTH_RECV_ACCEPT per new
   remote heard from. Datagrams sent while the remote was pended are flushed
-  and the application retransmits them after the completion (seed 004).
+  and the application retransmits them after the completion (the FwpsPendOperation0 page).
 - close: flowDeleteFn for each flow context, ALE_ENDPOINT_CLOSURE (once per
   endpoint; for TCP only connections and listeners), maybe pended with
   pend_classify, then ALE_RESOURCE_RELEASE when the endpoint was assigned.
@@ -221,7 +221,7 @@ class Stack(AleCore, Reinjector):
                 self._deauthorize(flow)
                 return
             if was_pended:
-                # the pended datagram was flushed: the app retransmits (seed 004)
+                # the pended datagram was flushed: the app retransmits (the FwpsPendOperation0 page)
                 self.kernel.retire(pkt)
                 for n in sizes:
                     self._out_transport(

@@ -1,6 +1,6 @@
 """The Base Filtering Engine (BFE) model: sessions, transactions and objects.
 
-The documented contract (seed 003 and rules TX001-TX009, OB001-OB006) leaves
+The documented contract (the BFE object management page and rules TX001-TX009, OB001-OB006) leaves
 some behaviour open; the model decides it as follows.
 
 - **Read-only transactions take the same exclusive lock.** The seed promises

@@ -167,7 +167,7 @@ class Session:
     def _start_txn(self, read_only: bool) -> None:
         bfe = self._bfe
         txn = Transaction(read_only, bfe.sched.now, bfe.store.view())
-        # Only user-mode explicit transactions are bounded (seed 003): the
+        # Only user-mode explicit transactions are bounded (the BFE object management page): the
         # limit is infinite for kernel-mode callers, implicit ones never end
         # up here.
         if not self.kernel and "no_forced_abort" not in bfe.faults:

@@ -50,7 +50,7 @@ def _owner(obj: BfeObject) -> str | None:
 
 
 def lifetime_conflict(referrer: BfeObject, target: BfeObject) -> bool:
-    """True when ``referrer`` would outlive ``target`` (OB001, seed 003).
+    """True when ``referrer`` would outlive ``target`` (OB001, the BFE object management page).
 
     Static or persistent -> dynamic, persistent -> static, dynamic -> another
     session's dynamic, persistent -> a persistent object of another provider.
