@@ -137,6 +137,17 @@ def check_glob(pattern: str) -> str | None:
     return None
 
 
+#: At most this many ``[[known]]`` entries, each text at most MAX_TEXT characters.
+MAX_ENTRIES = 1_000
+MAX_TEXT = 1_000
+
+
+def _text(t: Table, name: str, value: str | None) -> str | None:
+    if value is not None and len(value) > MAX_TEXT:
+        raise t.fail(name, expected=f"at most {MAX_TEXT} characters", found=value)
+    return value
+
+
 def _glob(t: Table, name: str, *, required: bool) -> str | None:
     if required:
         value = t.string(name, what="a glob pattern")
@@ -144,6 +155,7 @@ def _glob(t: Table, name: str, *, required: bool) -> str | None:
         value = t.string(name, default=None, what="a glob pattern")
     if value is None:
         return None
+    _text(t, name, value)
     problem = check_glob(value)
     if problem:
         raise t.doc.fail((*t.key, name), expected="a glob pattern with balanced [ ]",
@@ -175,8 +187,10 @@ def _entry(t: Table, today: dt.date, rules: Iterable[str]) -> KnownIssue:
         raise t.doc.fail(t.key, expected="a rule or a scenario (or both)", found="neither")
     target = _glob(t, "target", required=True)
     os_build = _glob(t, "os_build", required=False)
-    reason = t.string("reason", what="a reason (why the failure is accepted)")
-    owner = t.string("owner", what="an owner (who will fix it)")
+    reason = str(t.string("reason", what="a reason (why the failure is accepted)"))
+    owner = str(t.string("owner", what="an owner (who will fix it)"))
+    _text(t, "reason", reason)
+    _text(t, "owner", owner)
     created = _date(t, "created")
     expires = _date(t, "expires")
     if created > today:
@@ -198,6 +212,9 @@ def load_errata(path: str | Path, today: dt.date | None = None) -> Errata:
     doc = Document(Path(path), ErrataError)
     root = doc.root()
     tables = root.tables("known") if root.has("known") else []
+    if len(tables) > MAX_ENTRIES:
+        raise root.fail("known", expected=f"at most {MAX_ENTRIES} [[known]] entries",
+                        found=f"{len(tables)} of them")
     root.finish()
     entries = tuple(_entry(t, today, RULES) for t in tables)
     return Errata(Path(path), entries)

@@ -185,3 +185,14 @@ def test_an_entry_matching_part_of_a_red_item_is_used_not_stale(tmp_path: Path) 
     report = errata_report(errata, [item], history=history, stale_runs=5, today=TODAY)
     assert report.stale == []
     assert report.section is not None and report.section["matched"] == [errata.entries[0].ident]
+
+
+def test_entry_count_and_text_lengths_are_bounded(tmp_path: Path) -> None:
+    from harness.errata import MAX_ENTRIES, MAX_TEXT
+
+    entry = GOOD.split("\n\n")[0].replace("# known issues of the probe driver\n", "") + "\n\n"
+    with pytest.raises(ErrataError, match=rf"known: expected at most {MAX_ENTRIES} \[\[known\]\] entries"):
+        load_errata(write(tmp_path, entry * (MAX_ENTRIES + 1)), today=TODAY)
+    long_reason = GOOD.replace("bug 1234", "x" * MAX_TEXT)
+    with pytest.raises(ErrataError, match=rf":6: known\[0\].reason: expected at most {MAX_TEXT} characters, found string 'pend"):
+        load_errata(write(tmp_path, long_reason), today=TODAY)
