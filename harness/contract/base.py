@@ -104,6 +104,22 @@ class Monitor:
         """End of trace: report whatever is still open and can never close now."""
 
 
+def seconds(value: float) -> str:
+    """A time for a message: ``60.016`` (at most millisecond-ish precision,
+    no float noise such as ``60.01599999995083``)."""
+    text = f"{float(value):.6f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def duration_ms(value: float) -> str:
+    """A duration given in milliseconds, in the unit that reads best:
+    ``250 ms``, ``15 s``, ``3600 s`` (never ``3.6e+06 ms``)."""
+    ms = float(value)
+    if abs(ms) >= 1000:
+        return f"{seconds(ms / 1000)} s"
+    return f"{seconds(ms)} ms"
+
+
 def handle(value: object) -> str:
     """A handle or id as shown in messages."""
     return repr(value) if isinstance(value, str) else str(value)

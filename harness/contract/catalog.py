@@ -72,7 +72,8 @@ _RULES = (
          "Each pend_operation that succeeded is completed by exactly one complete_operation "
          "with the same ctx: never is a leak at end of trace, twice is a double completion, "
          "and a ctx that was never pended must not be completed.",
-         "WFP: Processing Classify Callouts Asynchronously (async ALE classify); DDI: FwpsPendOperation0"),
+         "WFP: Processing Classify Callouts Asynchronously (async ALE classify); "
+         "DDI: FwpsPendOperation0"),
     Rule("PC002", "driver",
          "The classify in which a pend succeeded returns action BLOCK with absorb set.",
          "DDI: FwpsPendOperation0"),
@@ -83,7 +84,8 @@ _RULES = (
          "DDI: FwpsPendOperation0; WFP: Metadata Fields at Each Filtering Layer"),
     Rule("PC004", "engine",
          "A pend_operation in a classify with reauth set returns STATUS_FWP_CANNOT_PEND.",
-         "DDI: FwpsPendOperation0; WFP: Processing Classify Callouts Asynchronously (ALE reauthorization)"),
+         "DDI: FwpsPendOperation0; "
+         "WFP: Processing Classify Callouts Asynchronously (ALE reauthorization)"),
     Rule("PC005", "driver",
          "When pend_operation failed, the classify returns without absorb: absorbing there "
          "drops the packet silently with nothing to complete.",
@@ -105,11 +107,14 @@ _RULES = (
          "(without one, the clone made in the pended classify) is injected with "
          "transport_recv to allow, or freed without injection to deny, matching the "
          "recorded decision; leaving it neither injected nor freed is a violation.",
-         "WFP: Processing Classify Callouts Asynchronously; DDI: FwpsPendOperation0; DDI: FwpsInjectTransportReceiveAsync0"),
+         "WFP: Processing Classify Callouts Asynchronously; "
+         "DDI: FwpsPendOperation0; "
+         "DDI: FwpsInjectTransportReceiveAsync0"),
     Rule("PC010", "driver",
          "A classify whose injection is self or prev_self returns PERMIT or CONTINUE, "
          "with no pend, clone or absorb.",
-         "DDI: FwpsQueryPacketInjectionState0; WFP: Processing Classify Callouts Asynchronously (reinjected clone)"),
+         "DDI: FwpsQueryPacketInjectionState0; "
+         "WFP: Processing Classify Callouts Asynchronously (reinjected clone)"),
     Rule("PC011", "driver",
          "No pend_operation, pend_classify or absorb at ALE_FLOW_ESTABLISHED.",
          "WFP: Processing Classify Callouts Asynchronously (ALE_FLOW_ESTABLISHED layers)"),
@@ -196,7 +201,8 @@ _RULES = (
     Rule("EP009", "driver",
          "Operations pended on an endpoint are completed before that endpoint's closure "
          "completes.",
-         "WFP: ALE Endpoint Lifetime Management; WFP: Processing Classify Callouts Asynchronously", "warning"),
+         "WFP: ALE Endpoint Lifetime Management; "
+         "WFP: Processing Classify Callouts Asynchronously", "warning"),
     # FC: flow contexts and unload
     Rule("FC001", "engine",
          "Each successful flow_associate gets exactly one flow_delete (or a flow_remove "
@@ -287,7 +293,8 @@ _RULES = (
          "After a policy_change at ALE_AUTH_CONNECT or ALE_AUTH_RECV_ACCEPT, the next packet "
          "of each flow already authorized at that layer is classified again with reauth "
          "set, in either direction.",
-         "WFP: Processing Classify Callouts Asynchronously (ALE reauthorization); WFP: ALE Re-authorization"),
+         "WFP: Processing Classify Callouts Asynchronously (ALE reauthorization); "
+         "WFP: ALE Re-authorization"),
     Rule("RA002", "driver",
          "A reauthorization classify gets a final decision synchronously (PERMIT, BLOCK or "
          "CONTINUE), never an absorb.",

@@ -528,9 +528,19 @@ class PendMonitor(Monitor):
     def finish(self) -> None:
         for ctx, p in self._pends.items():
             if p.certain:
-                where = "" if p.cid is None else f" (pended in classify {handle(p.cid)})"
-                self.report("PC001", f"pend ctx {handle(ctx)}{where} was never completed", p.seq)
+                self.report("PC001", f"pend ctx {handle(ctx)}{_pended_where(p)} was never "
+                            "completed", p.cseq, p.seq)
         self._after.finish()
+
+
+def _pended_where(p: PendRecord) -> str:
+    """`` (pended in classify 2 at ALE_AUTH_CONNECT_V4, endpoint 4096)``, as far as known."""
+    if p.cid is None:
+        return ""
+    at = [f"at {p.layer}"] if p.layer else []
+    if p.endpoint is not None:
+        at.append(f"endpoint {handle(p.endpoint)}")
+    return f" (pended in classify {handle(p.cid)}{' ' + ', '.join(at) if at else ''})"
 
 
 MONITORS: tuple[type[Monitor], ...] = (PendMonitor,)

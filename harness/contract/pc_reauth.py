@@ -99,8 +99,9 @@ class PendRecord:
     """One successful (or unconfirmed) ``pend_operation`` and what became of it."""
 
     __slots__ = (
-        "callout", "certain", "cid", "clone", "clone_seq", "closed", "complete_seq", "ctx",
-        "decision", "decision_seq", "early", "early_seq", "endpoint", "kind", "remote", "seq",
+        "callout", "certain", "cid", "clone", "clone_seq", "closed", "complete_seq", "cseq",
+        "ctx", "decision", "decision_seq", "early", "early_seq", "endpoint", "kind", "layer",
+        "remote", "seq",
     )
 
     def __init__(self, ctx: Handle, seq: int, cid: Handle | None, ev: Event | None) -> None:
@@ -114,7 +115,11 @@ class PendRecord:
             self.endpoint: Handle | None = None
             self.callout: Handle | None = None
             self.remote: str | None = None
+            self.layer: str | None = None
+            self.cseq: int | None = None
         else:
+            self.layer = ev.get("layer")
+            self.cseq = ev.get("seq")
             self.kind = layer_kind(ev.get("layer"))
             self.endpoint = ev.get("endpoint")
             self.callout = ev.get("callout")

@@ -31,7 +31,7 @@ from harness.contract.pi import Window
 from harness.trace.events import Event
 from harness.trace.status import succeeded
 
-#: Layers where FwpsPendClassify0 may succeed (the ALE endpoint lifetime page, DDI FwpsPendClassify0).
+#: Layers where FwpsPendClassify0 may succeed (ALE endpoint lifetime; DDI FwpsPendClassify0).
 PENDABLE_LAYERS = frozenset(
     f"{family}_{v}"
     for family in ("ALE_ENDPOINT_CLOSURE", "ALE_CONNECT_REDIRECT", "ALE_BIND_REDIRECT")

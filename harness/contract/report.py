@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.contract.base import seconds
 from harness.contract.checker import CheckResult
 from harness.trace.events import Event
 from harness.trace.reader import TraceReader
@@ -22,7 +23,9 @@ _FIRST = ("id", "layer", "endpoint", "ctx", "handle", "packet", "session", "stat
 
 def format_event(ev: Event) -> str:
     """One compact line for an event: ``#12 t=0.004 pend_operation id=k3 ctx=c1 ...``."""
-    parts = [f"#{ev.get('seq')}", f"t={ev.get('t')}", str(ev.get("ev"))]
+    t = ev.get("t")
+    shown_t = seconds(t) if isinstance(t, int | float) and not isinstance(t, bool) else t
+    parts = [f"#{ev.get('seq')}", f"t={shown_t}", str(ev.get("ev"))]
     shown = {"seq", "t", "ev"}
     for key in _FIRST:
         if key in ev:

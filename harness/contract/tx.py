@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping
 from typing import Final
 
 from harness.contract import ob
-from harness.contract.base import Monitor, Sink, handle
+from harness.contract.base import Monitor, Sink, duration_ms, handle, seconds
 from harness.contract.tx_lock import Lock
 from harness.contract.tx_model import Obj, Session, Store, Txn
 from harness.trace.builtins import layer_name
@@ -70,7 +70,7 @@ _INF = math.inf
 
 
 def _ms(value: float) -> str:
-    return "infinite" if value == _INF else f"{value:g} ms"
+    return "infinite" if value == _INF else duration_ms(value)
 
 
 class _Window:
@@ -121,7 +121,7 @@ class BfeMonitor(Monitor):
             self.report(
                 "TX004",
                 f"user-mode transaction of session {handle(txn.session)} still holds the lock "
-                f"{t - txn.begin_t:g} s after txn_begin without txn_forced_abort",
+                f"{seconds(t - txn.begin_t)} s after txn_begin without txn_forced_abort",
                 txn.begin_seq, ev["seq"],
             )
 
@@ -136,8 +136,9 @@ class BfeMonitor(Monitor):
         if hold_ms > txn.peer_ms:
             self.report(
                 "TX009",
-                f"session {handle(txn.session)} held its transaction {hold_ms:g} ms, longer "
-                f"than the {_ms(txn.peer_ms)} wait timeout of session {handle(txn.peer_sid)}",
+                f"session {handle(txn.session)} held its transaction {duration_ms(hold_ms)}, "
+                f"longer than the {_ms(txn.peer_ms)} wait timeout of session "
+                f"{handle(txn.peer_sid)}",
                 txn.begin_seq, ev["seq"], txn.peer_seq,
             )
 
@@ -261,15 +262,15 @@ class BfeMonitor(Monitor):
             if status == TIMEOUT and waited < limit:
                 self.report(
                     "TX003",
-                    f"txn_begin in session {handle(s.sid)} timed out after {waited:g} ms, "
+                    f"txn_begin in session {handle(s.sid)} timed out after {duration_ms(waited)}, "
                     f"before its {_ms(limit)} wait timeout",
                     s.open_seq, seq,
                 )
             elif ok and waited > limit:
                 self.report(
                     "TX003",
-                    f"txn_begin in session {handle(s.sid)} succeeded after waiting {waited:g} "
-                    f"ms, longer than its {_ms(limit)} wait timeout",
+                    f"txn_begin in session {handle(s.sid)} succeeded after waiting "
+                    f"{duration_ms(waited)}, longer than its {_ms(limit)} wait timeout",
                     s.open_seq, seq,
                 )
 
@@ -397,8 +398,8 @@ class BfeMonitor(Monitor):
         elif held < USER_TXN_LOCK_LIMIT_S:
             self.report(
                 "TX004",
-                f"txn_forced_abort of session {handle(s.sid)}'s transaction after {held:g} s, "
-                f"before the {USER_TXN_LOCK_LIMIT_S:g} s lock limit",
+                f"txn_forced_abort of session {handle(s.sid)}'s transaction after "
+                f"{seconds(held)} s, before the {seconds(USER_TXN_LOCK_LIMIT_S)} s lock limit",
                 txn.begin_seq, seq,
             )
         txn.forced_seq = seq

@@ -64,9 +64,11 @@ def reauth(tb: TraceBuilder, ep: object = 7, action: str = "PERMIT", **f: Any) -
 
 def test_pc001_leak_reported_at_end_with_the_pend(tb: TraceBuilder) -> None:
     _, p, _ = pended(tb)
+    classify_seq = tb.events[0]["seq"]
     r = check(tb)
-    assert r.fired("PC001") == [[p]]
+    assert r.fired("PC001") == [[classify_seq, p]]  # the classify that pended, and the pend
     assert "'c1'" in r.messages("PC001")[0]
+    assert "at ALE_AUTH_CONNECT_V4, endpoint" in r.messages("PC001")[0]
 
 
 def test_pc001_double_completion_cites_pend_and_both_completes(tb: TraceBuilder) -> None:
@@ -518,7 +520,7 @@ def test_rule_selection_runs_only_what_is_asked(tb: TraceBuilder) -> None:
     tb.done(k, action="PERMIT")
     r = tb.check(["PC001"])
     assert r.rules() == {"PC001"}
-    assert r.fired("PC001") == [[p]]
+    assert r.fired("PC001") == [[1, p]]
 
 
 def test_state_follows_live_handles_not_trace_length() -> None:
