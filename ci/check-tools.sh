@@ -31,6 +31,9 @@ need_cmd cpio cpio
 need_cmd mke2fs e2fsprogs
 need_cmd setpriv util-linux
 need_cmd gcc gcc
+need_cmd x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
+command -v wine64 >/dev/null 2>&1 || command -v wine >/dev/null 2>&1 || \
+    need_file /usr/lib/wine/wine64 wine64
 pkg-config --exists libvirt 2>/dev/null || missing+=("libvirt.pc (package libvirt-dev)")
 python3 -m venv --help >/dev/null 2>&1 || missing+=("python3 -m venv (package python3-venv)")
 

@@ -32,6 +32,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "vm": ("harness.vm.cli", "list and garbage-collect harness VMs"),
     "certify": ("harness.certify.cli", "build or verify a certification bundle"),
     "history": ("harness.history.cli", "record runs and render the trend page"),
+    "agent": ("harness.commands.agent", "build the Windows step agent (mingw-w64)"),
     "etw": ("harness.commands.etw", "decode an .etl capture, or convert it into a trace"),
 }
 
