@@ -320,10 +320,10 @@ class _ReportCollector:
         if hasattr(self.config, "workerinput") or not self.entries:
             return
         from harness.report.failure import write_run_report
+        from harness.session import report_header
 
-        out = _options(self.config).out_dir
-        vm = _target_name(self.config)
-        path = write_run_report(out, self.entries, vm=vm)
+        options = _options(self.config)
+        path = write_run_report(options.out_dir, self.entries, **report_header(options))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"callout-harness report: {path}")

@@ -53,6 +53,18 @@ def check_vm_name(vm: str, search_dirs: tuple[Path, ...]) -> None:
                          f"known: sim, {', '.join(known) or '(none)'}")
 
 
+def report_header(options: SessionOptions) -> dict[str, object]:
+    """What the report's header says ran: the target and the code under test."""
+    header: dict[str, object] = {"target": options.vm}
+    if options.vm == "sim":
+        header["callout"] = options.callout
+        if options.faults:
+            header["engine faults"] = ", ".join(options.faults)
+    elif options.driver is not None:
+        header["driver"] = str(options.driver)
+    return header
+
+
 def make_target(options: SessionOptions) -> Target:
     """The target an option set names: ``sim`` or a VM profile name."""
     if options.pool is None:

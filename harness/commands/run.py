@@ -20,11 +20,11 @@ from harness.certify.verdict import RED, ItemOutcome, judge_record
 from harness.errata import Errata, load_errata
 from harness.errors import UsageError
 from harness.options import add_to_argparse
-from harness.report.failure import item_from_record
+from harness.report.failure import item_from_record, rules_text
 from harness.report.html import ReportItem, write_html
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
-from harness.session import HarnessSession, SessionOptions
+from harness.session import HarnessSession, SessionOptions, report_header
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class RunSummary:
     """What a run of the catalog produced, item by item."""
 
+    options: SessionOptions
     items: list[ItemOutcome] = field(default_factory=list)
     report: list[ReportItem] = field(default_factory=list)
     seconds: float = 0.0
@@ -72,7 +73,7 @@ def execute(args: argparse.Namespace, out_dir: Path) -> RunSummary:
         search_dirs=(Path(args.fixtures),), vm_uri=args.vm_uri,
     )
     session = HarnessSession(options)  # a bad --vm, --callout or --engine-fault stops here
-    summary = RunSummary()
+    summary = RunSummary(options)
     started = time.perf_counter()
     width = len(str(len(scenarios)))
     try:
@@ -109,8 +110,8 @@ def output_dir(text: str, option: str = "--out") -> Path:
 def run(args: argparse.Namespace) -> int:
     out = output_dir(args.out)
     summary = execute(args, out)
-    report = write_html(out / "report.html", summary.report, target=args.vm,
-                          callout=args.callout if args.vm == "sim" else None)
+    report = write_html(out / "report.html", summary.report,
+                        **report_header(summary.options))
     _table(summary.items)
     counts: dict[str, int] = {}
     for item in summary.items:
@@ -130,5 +131,6 @@ def _table(items: list[ItemOutcome]) -> None:
     print(f"\n{'scenario':<{name_w}}  {'result':<7}  violations")
     print(f"{'-' * name_w}  {'-' * 7}  {'-' * 10}")
     for item in items:
-        rules = " ".join(sorted({str(v["rule"]) for v in item.record.get("violations", [])}))
+        rules = rules_text(item.record.get("violations", []),
+                           item.record.get("expected_violations", []))
         print(f"{item.record['scenario']:<{name_w}}  {item.outcome:<7}  {rules or '-'}")

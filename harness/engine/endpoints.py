@@ -73,7 +73,7 @@ class Flow:
         self.state = "new"  # new -> authorizing -> authorized -> established -> ended
         self.auth_layer: str | None = None  # the layer that authorized it
         self.contexts: dict[tuple[str, str], object] = {}  # (layer, callout) -> ctx
-        self.pending_sends: list[int] = []  # sizes the app will retransmit (the FwpsPendOperation0 page)
+        self.pending_sends: list[int] = []  # sizes the app will retransmit (FwpsPendOperation0)
         self.out_seq = 0
         self.in_seq = 0
 
@@ -131,7 +131,7 @@ class Endpoint:
 
     @property
     def needs_closure(self) -> bool:
-        """Whether the engine indicates ALE_ENDPOINT_CLOSURE for it (the ALE endpoint lifetime page)."""
+        """Whether the engine indicates ALE_ENDPOINT_CLOSURE for it (ALE endpoint lifetime)."""
         return self.proto != "tcp" or self.seen_at_auth or self.listener
 
     def __repr__(self) -> str:

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.contract.report import collect_evidence, format_event
-from harness.report.html import ReportItem, write_html
+from harness.report.html import ReportItem, rules_text, write_html
+
+__all__ = ["describe_failure", "item_from_record", "rules_text", "split_failures",
+           "write_run_report"]
 from harness.scenario.record import ItemRecord
 
 MAX_EVIDENCE_LINES = 6
+_RULE_LINE = re.compile(r"^[A-Z]{2}\d{3} ")
+
+
+def split_failures(failures: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(rule failures, knock-on failures): a step's outcome or a count that is
+    off usually follows from a broken rule, so it is listed under the rules."""
+    root = [f for f in failures if _RULE_LINE.match(f)]
+    return root, [f for f in failures if not _RULE_LINE.match(f)]
 
 
 def describe_failure(record: ItemRecord, replay: str = "") -> str:
     """The failure text: what went wrong, each violation with its evidence events."""
     lines = [f"scenario {record.scenario} on {record.target} (seed {record.seed}) failed:"]
-    lines += [f"  - {f}" for f in record.failures]
+    root, knock_on = split_failures(record.failures)
+    lines += [f"  - {f}" for f in root]
+    if root and knock_on:
+        lines.append("    and, following from them:")
+        lines += [f"      - {f}" for f in knock_on]
+    else:
+        lines += [f"  - {f}" for f in knock_on]
     if record.violations:
         evidence = collect_evidence(
             record.trace, (int(s) for v in record.violations for s in v["events"])

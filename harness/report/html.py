@@ -43,6 +43,13 @@ class ReportItem:
     expected_rules: list[str] = field(default_factory=list)
 
 
+def rules_text(violations: tuple[dict[str, Any], ...] | list[dict[str, Any]],
+               expected: tuple[str, ...] | list[str]) -> str:
+    """``PC001 EP009 (expected)``: the rules broken, expected ones marked."""
+    rules = sorted({str(v["rule"]) for v in violations})
+    return " ".join(f"{r} (expected)" if r in expected else r for r in rules)
+
+
 def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -146,13 +153,13 @@ def _row(item: ReportItem) -> str:
     events = _load_events(item)
     tl = build_timeline(events, evidence)
     open_attr = " open" if item.outcome in ("failed", "error") else ""
-    rules = sorted({str(v.get("rule")) for v in item.violations})
+    rules = rules_text(item.violations, item.expected_rules)
     parts = [
         f'<details class="item" data-outcome="{_esc(item.outcome)}"{open_attr}>',
         f'<summary><span class="badge {_esc(item.outcome)}">{_esc(item.outcome)}</span>'
         f'<span class="name">{_esc(item.name)}</span>'
         f'<span class="target">{_esc(item.target)}</span>'
-        f"<span>{len(item.violations)} violation(s) {_esc(' '.join(rules))}</span>"
+        f"<span>{len(item.violations)} violation(s) {_esc(rules)}</span>"
         f"<span>seed {_esc(item.seed)}</span><span>{item.duration_s:.2f} s</span></summary>",
         '<div class="body">',
     ]
@@ -179,8 +186,9 @@ def _row(item: ReportItem) -> str:
                 f"{_esc(format_event(by_seq[s]) if s in by_seq else f'#{s}')}</code></a>"
                 for s in v.get("events", [])
             )
+            expected = " (expected)" if v.get("rule") in item.expected_rules else ""
             parts.append(
-                f"<tr><td>{_esc(v.get('rule'))}</td><td>{_esc(v.get('party'))}</td>"
+                f"<tr><td>{_esc(v.get('rule'))}{expected}</td><td>{_esc(v.get('party'))}</td>"
                 f"<td>{_esc(v.get('severity'))}</td><td>{_esc(v.get('message'))}</td>"
                 f"<td>{ev_lines}</td></tr>"
             )
