@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.contract.report import collect_evidence, format_event
-from harness.report.html import ReportItem, rules_text, write_html
+from harness.report.html import ReportItem, rules_text, split_failures, write_html
+from harness.scenario.record import ItemRecord
 
 __all__ = ["describe_failure", "item_from_record", "rules_text", "split_failures",
            "write_run_report"]
-from harness.scenario.record import ItemRecord
-
 MAX_EVIDENCE_LINES = 6
-_RULE_LINE = re.compile(r"^[A-Z]{2}\d{3} ")
-
-
-def split_failures(failures: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """(rule failures, knock-on failures): a step's outcome or a count that is
-    off usually follows from a broken rule, so it is listed under the rules."""
-    root = [f for f in failures if _RULE_LINE.match(f)]
-    return root, [f for f in failures if not _RULE_LINE.match(f)]
 
 
 def describe_failure(record: ItemRecord, replay: str = "") -> str:
@@ -69,8 +59,9 @@ def item_from_record(record: dict[str, Any], outcome: str | None = None) -> Repo
         seed=record["seed"],
         duration_s=record.get("duration_s", 0.0),
         trace_path=record["trace"],
-        message="; ".join(record.get("failures", [])),
+        failures=[str(f) for f in record.get("failures", [])],
         expected_rules=record.get("expected_violations", []),
+        setup_events=record.get("setup_events"),
     )
 
 

@@ -10,6 +10,7 @@ offline, from a file, with no CDN and no script required.
 from __future__ import annotations
 
 import html
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,20 @@ class ReportItem:
     message: str = ""
     events: list[Event] | None = None
     expected_rules: list[str] = field(default_factory=list)
+    #: what went wrong, one line each (rule failures, then knock-on ones)
+    failures: list[str] = field(default_factory=list)
+    #: how many leading events are the harness's set-up (None: find out from the trace)
+    setup_events: int | None = None
+
+
+_RULE_LINE = re.compile(r"^[A-Z]{2}\d{3} ")
+
+
+def split_failures(failures: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(rule failures, knock-on failures): a step's outcome or a count that is
+    off usually follows from a broken rule, so it is listed under the rules."""
+    root = [f for f in failures if _RULE_LINE.match(f)]
+    return root, [f for f in failures if not _RULE_LINE.match(f)]
 
 
 def rules_text(violations: tuple[dict[str, Any], ...] | list[dict[str, Any]],
@@ -71,18 +86,23 @@ def _load_events(item: ReportItem, limit: int = 20000) -> list[Event]:
 
 
 def render_svg(tl: Timeline) -> str:
-    if not tl.marks and not tl.bars:
+    """The timeline: a lane-label column that stays put and the lanes, which
+    scroll sideways under it."""
+    if not tl.marks and not tl.bars and not tl.bands:
         return '<p class="empty">No events.</p>'
     step = 16 if tl.width <= 250 else max(4, 4000 // max(tl.width, 1))
-    width = LABEL_W + step * (tl.width + 1) + 40
+    width = step * (tl.width + 1) + 40
     height = TOP + LANE_H * max(len(tl.lanes), 1) + 10
 
     def cx(x: int) -> int:
-        return LABEL_W + step * x + step // 2
+        return step * x + step // 2
 
     def cy(lane: int) -> int:
         return TOP + lane * LANE_H + LANE_H // 2
 
+    labels = [f'<svg class="lanelabels" xmlns="http://www.w3.org/2000/svg" width="{LABEL_W}" '
+              f'height="{height}" viewBox="0 0 {LABEL_W} {height}">'
+              f'<text class="axislabel" x="6" y="{TOP - 8}">time (event order)</text>']
     out = [
         f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}">'
@@ -90,13 +110,35 @@ def render_svg(tl: Timeline) -> str:
     for i, label in enumerate(tl.lanes):
         y = TOP + i * LANE_H
         out.append(f'<rect class="lane{i % 2}" x="0" y="{y}" width="{width}" height="{LANE_H}"/>')
-        out.append(f'<text class="lanelabel" x="6" y="{y + 17}">{_esc(label[:40])}</text>')
+        labels.append(f'<rect class="lane{i % 2}" x="0" y="{y}" width="{LABEL_W}" '
+                      f'height="{LANE_H}"/><text class="lanelabel" x="6" y="{y + 17}">'
+                      f"{_esc(label[:40])}<title>{_esc(label)}</title></text>")
+    labels.append("</svg>")
+    for x, label in tl.ticks:
+        out.append(f'<line class="tick" x1="{cx(x)}" y1="{TOP - 4}" x2="{cx(x)}" y2="{TOP}"/>'
+                   f'<text class="ticklabel" x="{cx(x) + 2}" y="{TOP - 12}">{_esc(label)}</text>')
+    for band in tl.bands:
+        x1, x2 = step * band.x1, step * (band.x2 + 1)
+        tip = _esc("; ".join([band.label, *band.detail]))
+        out.append(f'<g class="band {_esc(band.css)}"><title>{tip}</title>'
+                   f'<rect x="{x1 + 1}" y="{TOP}" width="{x2 - x1 - 2}" '
+                   f'height="{height - TOP - 10}" rx="3"/>')
+        if band.css == "setup":
+            room = max((height - TOP - 16) // 13, 1)
+            lines = [band.label.replace(": ", " (") + ")"]
+            detail = list(band.detail)
+            lines += detail[:room - 1]  # the rest is in the band's tooltip
+            for n, line in enumerate(lines):
+                out.append(f'<text class="bandlabel" x="{x1 + 4}" y="{TOP + 14 + 13 * n}">'
+                           f"{_esc(line)}</text>")
+        else:
+            out.append(f'<text class="gaplabel" x="{x1 + step // 2}" y="{TOP - 12}">…</text>')
+        out.append("</g>")
     for x, label in tl.rules_x:
         out.append(
-            f'<line class="policy" x1="{cx(x)}" y1="{TOP - 6}" x2="{cx(x)}" y2="{height}">'
+            f'<line class="policy" x1="{cx(x)}" y1="{TOP}" x2="{cx(x)}" y2="{height}">'
             f"<title>{_esc(label)}</title></line>"
         )
-        out.append(f'<text class="policylabel" x="{cx(x) + 2}" y="{TOP - 8}">policy</text>')
     for bar in tl.bars:
         x1, x2 = cx(bar.x1), cx(bar.x2)
         out.append(
@@ -110,6 +152,7 @@ def render_svg(tl: Timeline) -> str:
             f'C{cx(a.x1)},{cy(a.lane1) - 12} {cx(a.x2)},{cy(a.lane2) - 12} '
             f'{cx(a.x2)},{cy(a.lane2)}" marker-end="url(#arrowhead)"/>'
         )
+    label_end: dict[int, int] = {}  # lane -> x where its last rule label ends
     for m in tl.marks:
         x, y = cx(m.x), cy(m.lane)
         tip = _esc(format_event(m.ev))
@@ -118,16 +161,18 @@ def render_svg(tl: Timeline) -> str:
         out.append(f'<g class="mark {_esc(m.css)}" id="e{_esc(seq)}"><title>{tip}</title>{shape}')
         if m.rules:
             out.append(f'<circle class="halo" cx="{x}" cy="{y}" r="8"/>')
-            out.append(
-                f'<text class="rule" x="{x + 6}" y="{y - 8}">{_esc(",".join(m.rules))}</text>'
-            )
+            text = ",".join(sorted(set(m.rules)))
+            if x >= label_end.get(m.lane, -1):  # labels never overprint each other
+                out.append(f'<text class="rule" x="{x + 6}" y="{y - 8}">{_esc(text)}</text>')
+                label_end[m.lane] = x + 6 + 7 * len(text)
         out.append("</g>")
     out.append(
         '<defs><marker id="arrowhead" markerWidth="6" markerHeight="6" refX="5" refY="3" '
         'orient="auto"><path d="M0,0 L6,3 L0,6 z" class="arrowhead"/></marker></defs>'
     )
     out.append("</svg>")
-    return "".join(out)
+    return ('<div class="tl">' + "".join(labels) + '<div class="tlscroll">' + "".join(out)
+            + "</div></div>")
 
 
 def _shape(kind: str, x: int, y: int) -> str:
@@ -151,7 +196,7 @@ def _row(item: ReportItem) -> str:
         for seq in v.get("events", []):
             evidence.setdefault(int(seq), []).append(str(v.get("rule")))
     events = _load_events(item)
-    tl = build_timeline(events, evidence)
+    tl = build_timeline(events, evidence, setup=item.setup_events)
     open_attr = " open" if item.outcome in ("failed", "error") else ""
     rules = rules_text(item.violations, item.expected_rules)
     parts = [
@@ -165,6 +210,13 @@ def _row(item: ReportItem) -> str:
     ]
     if item.message:
         parts.append(f"<p><code>{_esc(item.message)}</code></p>")
+    if item.failures:
+        root, knock_on = split_failures(tuple(item.failures))
+        parts.append('<ul class="failures">' + "".join(f"<li>{_esc(f)}</li>" for f in root))
+        if root and knock_on:
+            parts.append("<li>following from them:<ul>")
+        parts.append("".join(f"<li>{_esc(f)}</li>" for f in knock_on))
+        parts.append("</ul></li></ul>" if root and knock_on else "</ul>")
     if item.trace_path:
         trace = Path(item.trace_path)
         href = trace.as_uri() if trace.is_absolute() else item.trace_path
@@ -211,7 +263,8 @@ def render_html(
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     legend = (
         '<p class="legend"><span>● classify</span><span>● permit / ● block (return)</span>'
-        "<span>◆ pend → complete</span><span>▲ clone / inject</span><span>■ alloc / queue / "
+        "<span>▯ set-up / … events not drawn</span><span>◆ pend → complete</span>"
+        "<span>▲ clone / inject</span><span>■ alloc / queue / "
         "object</span><span>▬ transaction</span><span>┆ policy change</span>"
         '<span style="color:#c0150f">◯ violation evidence</span></p>'
     )

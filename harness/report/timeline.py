@@ -6,7 +6,13 @@ pend made there, the injection of a clone taken there) lands on that
 endpoint's lane. Pend -> complete pairs become arrows, transactions become
 bars, a policy change is a rule across all lanes. The x axis is event order
 (``seq``): in virtual time many events share one instant, and order is what
-a reader of a contract violation needs.
+a reader of a contract violation needs; ticks along it give each slot's time.
+
+The timeline opens on the scenario: the harness's set-up (the driver
+registering its callouts, the installer session adding objects, the policy
+changes that follow) collapses into one labelled band, and a long stretch of
+events far from any violation's evidence collapses into a gap, so that the
+first evidence is in view when a row is opened.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ SHAPES = {
 }
 
 _LANE_LIMIT = 200
+#: Event kinds a harness or DriverEntry set-up is made of.
+SETUP_KINDS = frozenset({
+    "callout_register", "notify", "session_open", "session_close", "txn_begin",
+    "txn_commit", "txn_abort", "object_add", "policy_change", "alloc",
+})
+#: Slots drawn before eliding; slots kept at the start, around evidence, at the end.
+WINDOW, HEAD, AROUND, TAIL = 90, 30, 12, 10
+SETUP_SLOTS = 12
 
 
 @dataclass
@@ -58,6 +72,17 @@ class Bar:
 
 
 @dataclass
+class Band:
+    """A stretch of events drawn as one labelled block (the set-up, an elided gap)."""
+
+    x1: int
+    x2: int
+    css: str
+    label: str
+    detail: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Timeline:
     lanes: list[str]
     marks: list[Mark]
@@ -66,6 +91,41 @@ class Timeline:
     rules_x: list[tuple[int, str]]  # policy changes: (x, label)
     width: int
     truncated: int = 0
+    bands: list[Band] = field(default_factory=list)
+    ticks: list[tuple[int, str]] = field(default_factory=list)  # (x, time label)
+
+
+def setup_prefix(events: list[Event]) -> int:
+    """How many leading events are set-up, for a trace whose target did not say.
+
+    The leading run of set-up kinds, up to and including the first
+    ``session_close`` (the installer's), when it includes callout
+    registrations; 0 when the trace does not start that way.
+    """
+    n = 0
+    registered = False
+    for ev in events:
+        kind = ev.get("ev")
+        if kind not in SETUP_KINDS:
+            break
+        n += 1
+        registered = registered or kind == "callout_register"
+        if kind == "session_close":
+            break
+    return n if registered else 0
+
+
+_SETUP_WORDS = {"callout_register": "callouts registered", "object_add": "objects added",
+                "policy_change": "policy changes", "notify": "notifies"}
+
+
+def _setup_band(events: list[Event]) -> Band:
+    counts: dict[str, int] = {}
+    for ev in events:
+        word = _SETUP_WORDS.get(str(ev.get("ev")), "BFE calls")
+        counts[word] = counts.get(word, 0) + 1
+    detail = [f"{n} {word}" for word, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return Band(0, SETUP_SLOTS - 1, "setup", f"set-up: {len(events)} events", detail)
 
 
 def _short_layer(layer: str) -> str:
@@ -78,10 +138,21 @@ def _or(value: int | None, fallback: Callable[[], int]) -> int:
 
 
 def build_timeline(
-    events: list[Event], evidence: dict[int, list[str]] | None = None, max_marks: int = 2500
+    events: list[Event], evidence: dict[int, list[str]] | None = None, max_marks: int = 2500,
+    setup: int | None = None,
 ) -> Timeline:
-    """Lay out ``events``; ``evidence`` maps seq -> rule IDs that cite it."""
+    """Lay out ``events``; ``evidence`` maps seq -> rule IDs that cite it; the
+    first ``setup`` events (found by :func:`setup_prefix` when None) are the
+    set-up band."""
     evidence = evidence or {}
+    count = setup_prefix(events) if setup is None else max(0, min(setup, len(events)))
+    for i in range(count):  # never hide an evidence event in the band
+        if events[i].get("seq") in evidence:
+            count = i
+            break
+    band = _setup_band(events[:count]) if count else None
+    offset = SETUP_SLOTS if band else 0
+    events = events[count:]
     lanes: list[str] = []
     lane_of_key: dict[object, int] = {}
 
@@ -125,7 +196,7 @@ def build_timeline(
             other = lane(("other",), "driver / engine")
         return other
 
-    for x, ev in enumerate(selected):
+    for x, ev in enumerate(selected, offset):
         kind = ev.get("ev")
         seq = ev.get("seq")
         css = str(kind)
@@ -226,6 +297,73 @@ def build_timeline(
             css += " violation"
         marks.append(Mark(x, ln, ev, str(kind), css, label, list(rules)))
 
+    end = offset + len(selected)
     for session, (x0, ln) in txn_start.items():  # still open at the end
-        bars.append(Bar(x0, len(selected), ln, "txn open", f"session {session} never ended"))
-    return Timeline(lanes, marks, arrows, bars, rules_x, len(selected), truncated)
+        bars.append(Bar(x0, end, ln, "txn open", f"session {session} never ended"))
+    tl = Timeline(lanes, marks, arrows, bars, rules_x, end, truncated,
+                  [band] if band else [])
+    _elide(tl, offset, selected)
+    return tl
+
+
+def _elide(tl: Timeline, offset: int, selected: list[Event]) -> None:
+    """Collapse stretches far from the start, the end and the evidence into
+    one-slot gaps (so the first evidence is in view), then set the time ticks."""
+    slots = tl.width - offset
+    keep: set[int] = set()
+    if slots > WINDOW:
+        keep.update(range(offset, offset + HEAD))
+        keep.update(range(tl.width - TAIL, tl.width))
+        for m in tl.marks:
+            if m.rules:
+                keep.update(range(m.x - AROUND, m.x + AROUND + 1))
+    else:
+        keep.update(range(offset, tl.width))
+    new_x: dict[int, int] = {}
+    gaps: list[Band] = []
+    x_out = offset
+    run_start: int | None = None
+    for x in range(offset, tl.width + 1):
+        if x < tl.width and x not in keep:
+            if run_start is None:
+                run_start = x
+            continue
+        if run_start is not None:  # close an elided run: one gap slot
+            n = x - run_start
+            for hidden in range(run_start, x):
+                new_x[hidden] = x_out
+            t0, t1 = selected[run_start - offset].get("t"), selected[x - 1 - offset].get("t")
+            gaps.append(Band(x_out, x_out, "gap", f"{n} events",
+                             [f"{n} events not drawn, t={_t(t0)} to t={_t(t1)}"]))
+            x_out += 1
+            run_start = None
+        if x < tl.width:
+            new_x[x] = x_out
+            x_out += 1
+    hidden_x = {x for x in range(offset, tl.width) if x not in keep}
+    tl.marks = [m for m in tl.marks if m.x not in hidden_x]
+    for m in tl.marks:
+        m.x = new_x.get(m.x, m.x)
+    for a in tl.arrows:
+        a.x1, a.x2 = new_x.get(a.x1, a.x1), new_x.get(a.x2, a.x2)
+    for b in tl.bars:
+        b.x1, b.x2 = new_x.get(b.x1, b.x1), new_x.get(b.x2, x_out)
+    tl.rules_x = [(new_x[x], label) for x, label in tl.rules_x if x not in hidden_x]
+    tl.bands.extend(gaps)
+    # ticks: the time at the first drawn slot and then about every 10 slots
+    gap_x = {g.x1 for g in gaps}
+    times = {new_x[x]: selected[x - offset].get("t") for x in range(offset, tl.width)
+             if x not in hidden_x}
+    last = -100
+    for x in sorted(times):
+        if x in gap_x or x - last < 10:
+            continue
+        tl.ticks.append((x, f"t={_t(times[x])}"))
+        last = x
+    tl.width = x_out
+
+
+def _t(value: object) -> str:
+    from harness.contract.base import seconds
+
+    return seconds(value) if isinstance(value, int | float) else "?"

@@ -63,6 +63,8 @@ class ItemRecord:
     os_build: str | None = None
     #: what --explore found (the summary it prints), or ""
     explored: str = ""
+    #: how many leading events of the trace are the target's set-up (None: unknown)
+    setup_events: int | None = None
 
     @classmethod
     def from_result(cls, result: ScenarioResult, attempts: tuple[Attempt, ...] = (),
@@ -86,6 +88,7 @@ class ItemRecord:
                                           tuple(result.failures)),),
             os_build=str(os_build) if os_build else None,
             explored=explored,
+            setup_events=_int_or_none(result.run.meta.get("setup_events")),
         )
 
     @classmethod
@@ -120,7 +123,7 @@ class ItemRecord:
             "expected_violations": list(self.expected_violations), "counts": self.counts,
             "trace": self.trace, "events": self.events, "duration_s": self.duration_s,
             "attempts": [a.as_json() for a in self.attempts], "os_build": self.os_build,
-            "explored": self.explored,
+            "explored": self.explored, "setup_events": self.setup_events,
         }
 
     @classmethod
@@ -138,7 +141,12 @@ class ItemRecord:
                                    tuple(a.get("failures", ())))
                            for a in data.get("attempts", ())),
             os_build=data.get("os_build"), explored=str(data.get("explored", "")),
+            setup_events=_int_or_none(data.get("setup_events")),
         )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def record_from_properties(props: dict[str, Any]) -> ItemRecord | None:

@@ -78,6 +78,7 @@ class SimTarget:
             runner = _Runner(engine, callout, scenario)
             try:
                 runner.start()
+                setup_events = engine.writer.count  # DriverEntry and the installer's policy
                 engine.run(max_steps=MAX_STEPS)
                 if not engine.idle():
                     raise TargetError(
@@ -94,7 +95,8 @@ class SimTarget:
                     f"{str(exc)[:200]} ({_where(exc)}); trace up to it: {path}"
                 ) from exc
         return RunOutput(self.name, seed, path, runner.results,
-                         {"events": engine.writer.count, "virtual_s": engine.now})
+                         {"events": engine.writer.count, "virtual_s": engine.now,
+                          "setup_events": setup_events})
 
     def close(self) -> None:
         pass
