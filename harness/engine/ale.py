@@ -304,9 +304,6 @@ class AleCore:
         if ep.close_future is not None and not ep.close_future.done:
             ep.close_future.resolve(None)
 
-    def live_endpoints(self) -> list[Endpoint]:
-        return [ep for ep in self.endpoints.values() if ep.state in (OPEN, CLOSING)]
-
     def states(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for ep in self.endpoints.values():

@@ -43,11 +43,6 @@ PEND_CLASSIFY_LAYERS = frozenset({
 })
 
 
-def family_of(layer: str) -> str:
-    """``ALE_AUTH_CONNECT`` for ``ALE_AUTH_CONNECT_V4``."""
-    return layer[:-3]
-
-
 class ClassifyIn(NamedTuple):
     """One classifyFn call's inputs: fixed values, metadata and layer data in one value.
 

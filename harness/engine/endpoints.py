@@ -172,7 +172,3 @@ def address(family: str, host: int, port: int) -> str:
     return f"[fd00::{host:x}]:{port}"
 
 
-def split_address(addr: str) -> tuple[str, int]:
-    """(host, port) of a trace address."""
-    host, _, port = addr.rpartition(":")
-    return host.strip("[]"), int(port)
