@@ -47,7 +47,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from harness.contract.base import Monitor, handle
-from harness.contract.tx_model import Key, Obj, Seqs, Session, Store, Txn
+from harness.contract.tx_model import Key, Obj, Seqs, SessionModel, Store, Txn
 from harness.trace.builtins import BUILTIN_KEYS, LAYERS, is_layer, layer_name
 from harness.trace.events import OBJECT_TYPES
 
@@ -169,7 +169,7 @@ def _who(sid: object) -> str:
 
 
 def judge_add(
-    store: Store, txn: Txn | None, s: Session, ev: Mapping[str, Any], touched: set[str]
+    store: Store, txn: Txn | None, s: SessionModel, ev: Mapping[str, Any], touched: set[str]
 ) -> Judgement | None:
     """The conditions on an ``object_add`` (None when it lacks its type or key).
 
@@ -327,7 +327,7 @@ def _lost(obj: Obj, how: str) -> list[Finding]:
 
 
 def judge_delete(
-    store: Store, txn: Txn | None, s: Session, ev: Mapping[str, Any], touched: set[str]
+    store: Store, txn: Txn | None, s: SessionModel, ev: Mapping[str, Any], touched: set[str]
 ) -> Judgement | None:
     """The conditions on an ``object_delete`` (None when it lacks its type or key)."""
     otype, key = ev.get("type"), ev.get("key")
@@ -375,7 +375,7 @@ def judge_delete(
     return j
 
 
-def converse_delete(j: Judgement, s: Session, status: str) -> list[Finding]:
+def converse_delete(j: Judgement, s: SessionModel, status: str) -> list[Finding]:
     """Evidence from a delete that failed with a modelled status no condition explains."""
     obj = j.obj
     if obj is None:

@@ -52,7 +52,7 @@ from typing import Final
 from harness.contract import ob
 from harness.contract.base import Monitor, Sink, duration_ms, handle, seconds
 from harness.contract.tx_lock import Lock
-from harness.contract.tx_model import Obj, Session, Store, Txn
+from harness.contract.tx_model import Obj, SessionModel, Store, Txn
 from harness.trace.builtins import layer_name
 from harness.trace.events import USER_TXN_LOCK_LIMIT_S, Event, wait_timeout_ms
 from harness.trace.status import succeeded
@@ -95,7 +95,7 @@ class BfeMonitor(Monitor):
 
     def __init__(self, sink: Sink) -> None:
         super().__init__(sink)
-        self._sessions: dict[object, Session] = {}
+        self._sessions: dict[object, SessionModel] = {}
         self._store = Store()
         self._lock = Lock(self._sessions)
         self._window: _Window | None = None
@@ -144,7 +144,7 @@ class BfeMonitor(Monitor):
 
     # -- client bookkeeping (TX008)
 
-    def _client_call(self, s: Session, ev: Event) -> None:
+    def _client_call(self, s: SessionModel, ev: Event) -> None:
         if s.aborted_seq is not None and not s.tx8_reported:
             s.tx8_reported = True
             self.report(
@@ -154,7 +154,7 @@ class BfeMonitor(Monitor):
                 s.aborted_seq, ev["seq"],
             )
 
-    def _got_aborted(self, s: Session, seq: int) -> None:
+    def _got_aborted(self, s: SessionModel, seq: int) -> None:
         self.touch("TX008")
         if s.aborted_seq is None:
             s.aborted_seq = seq
@@ -174,7 +174,7 @@ class BfeMonitor(Monitor):
             return
         seq = ev["seq"]
         kernel = ev.get("kernel")
-        s = Session(
+        s = SessionModel(
             sid, seq, bool(ev.get("dynamic")), kernel if isinstance(kernel, bool) else None,
             wait_timeout_ms(ev.get("txn_wait_ms")),
         )
@@ -274,7 +274,7 @@ class BfeMonitor(Monitor):
                     s.open_seq, seq,
                 )
 
-    def _begin(self, s: Session, ev: Event) -> None:
+    def _begin(self, s: SessionModel, ev: Event) -> None:
         seq, t = ev["seq"], ev["t"]
         txn = Txn(s.sid, seq, t, bool(ev.get("read_only")), s.kernel)
         s.txn, s.unsure, s.aborted_seq, s.tx8_reported = txn, False, None, False
@@ -373,7 +373,7 @@ class BfeMonitor(Monitor):
         if ev["t"] > self._lock.next_deadline:
             self._tick(ev)
 
-    def _forced(self, s: Session, ev: Event) -> None:
+    def _forced(self, s: SessionModel, ev: Event) -> None:
         seq = ev["seq"]
         self.touch("TX004")
         txn = s.txn

@@ -20,7 +20,7 @@ import heapq
 import math
 from collections import OrderedDict
 
-from harness.contract.tx_model import Session, Txn
+from harness.contract.tx_model import SessionModel, Txn
 from harness.trace.events import USER_TXN_LOCK_LIMIT_S
 
 _INF = math.inf
@@ -32,7 +32,7 @@ class Lock:
 
     __slots__ = ("_sessions", "_stale", "_user", "_waits", "held", "next_deadline")
 
-    def __init__(self, sessions: dict[object, Session]) -> None:
+    def __init__(self, sessions: dict[object, SessionModel]) -> None:
         self._sessions = sessions
         #: every explicit transaction holding the lock, by begin seq
         self.held: dict[int, Txn] = {}
@@ -83,7 +83,7 @@ class Lock:
         self._set_deadline()
         return late
 
-    def session_opened(self, s: Session) -> None:
+    def session_opened(self, s: SessionModel) -> None:
         """A new peer for every current holder, and a candidate for later ones."""
         wait = s.wait_ms
         if wait == _INF:
@@ -93,7 +93,7 @@ class Lock:
             if txn.session != s.sid and (txn.peer_ms is None or wait < txn.peer_ms):
                 txn.peer_ms, txn.peer_seq, txn.peer_sid = wait, s.open_seq, s.sid
 
-    def session_gone(self, s: Session) -> None:
+    def session_gone(self, s: SessionModel) -> None:
         """``s`` closed (or was replaced): its heap entry is stale."""
         if s.wait_ms == _INF:
             return

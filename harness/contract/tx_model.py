@@ -107,7 +107,7 @@ class Txn:
         self.peer_sid: object = None
 
 
-class Session:
+class SessionModel:
     """An open session as its session_open described it."""
 
     __slots__ = (
