@@ -5,6 +5,7 @@ One grammar for pytest, ``run``, ``certify run`` and ``simulate``:
 ``reference``                the reference callout
 ``mutant:NAME``              a known bug (``callout-harness mutants``)
 ``module:pkg.mod:Class``     your own Python callout class (``module:`` may be left out)
+``c:DIR`` / ``c:DIR#MUTANT``  a driver's own C code (DIR/driver.toml ``[sim]``), see harness.csim
 
 A spec is checked when the run is set up, not in its first scenario: the
 module must import, the name must be a class, and an instance must have
@@ -22,7 +23,7 @@ from typing import Any
 
 from harness.errors import UsageError
 
-SPEC_FORMS = "reference, mutant:NAME or module:pkg.mod:Class"
+SPEC_FORMS = "reference, mutant:NAME, module:pkg.mod:Class or c:DIR[#MUTANT]"
 #: Members a callout object must have (the driver's entry points).
 CALLOUT_MEMBERS = ("attach", "configure", "classify", "notify", "flow_delete", "unloaded")
 
@@ -33,6 +34,8 @@ def spec_kind(spec: str) -> str | None:
         return "reference"
     if spec.startswith("mutant:"):
         return "mutant" if spec[len("mutant:"):] else None
+    if spec.startswith("c:"):
+        return "c" if spec[len("c:"):].partition("#")[0] else None
     target = spec[len("module:"):] if spec.startswith("module:") else spec
     module_name, sep, attr = target.partition(":")
     if sep and module_name and attr and ":" not in attr:
@@ -58,6 +61,10 @@ def resolve(spec: Any, **kw: Any) -> tuple[Any, str | None]:
         if name in CLIENT_MUTANTS:
             return ReferenceCallout(**kw), name
         return mutant.factory(**kw), None
+    if spec.startswith("c:"):
+        from harness.csim import load_c_callout
+
+        return load_c_callout(spec), None
     return _module_callout(spec, **kw), None
 
 

@@ -127,8 +127,8 @@ def load_manifest(path: str | Path, *, check_binaries: bool = True) -> DriverMan
     if not isinstance(driver, dict):
         raise ManifestError(str(path), key="driver", expected="a [driver] table",
                             found=describe(driver) if driver is not None else "nothing")
-    for key in sorted(set(data) - {"driver", "callouts"}):
-        raise ManifestError(str(path), key=clip(key), expected="[driver] or [[callouts]]",
+    for key in sorted(set(data) - {"driver", "callouts", "sim"}):  # [sim]: harness.csim
+        raise ManifestError(str(path), key=clip(key), expected="[driver], [[callouts]] or [sim]",
                             found="an unknown table")
     for key in sorted(set(driver) - _DRIVER_KEYS):
         raise loader.error(key, "a known key (" + ", ".join(sorted(_DRIVER_KEYS)) + ")",

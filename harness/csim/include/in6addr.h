@@ -1,0 +1,2 @@
+/* in6addr.h - IN6_ADDR for the host build (see ws2def.h). */
+#include <ws2def.h>

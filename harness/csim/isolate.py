@@ -1,0 +1,132 @@
+"""Run one scenario with a C callout in a child process.
+
+The parent forks; the child runs the scenario (engine model and the loaded
+driver) and sends back its result; the trace file is written by the child as
+it goes. A child that dies (a signal, the runtime's abort on a kernel rule the
+driver broke, a sanitizer report) fails the scenario with
+:class:`~harness.errors.DriverCrashed`, naming the signal, the driver's C stack
+or sanitizer report (the child's standard error) and the trace up to the
+crash. The caller's process, pytest included, never dies with the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from harness.errors import DriverCrashed, HarnessError, TargetError, UsageError
+
+T = TypeVar("T")
+#: How long one scenario may run in its child before it is killed.
+TIMEOUT_ENV = "CALLOUT_HARNESS_CSIM_TIMEOUT_S"
+DEFAULT_TIMEOUT_S = 600.0
+#: Lines of the child's standard error quoted in a crash report.
+MAX_REPORT_LINES = 60
+_in_child = False
+
+
+def in_child() -> bool:
+    """True inside the child process a scenario runs in."""
+    return _in_child
+
+
+def run_isolated(fn: Callable[[], T], scenario: str, trace: Path) -> T:
+    """``fn()`` in a forked child; its result, its exception, or DriverCrashed."""
+    timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    with tempfile.TemporaryFile(prefix="csim-stderr-") as err:
+        read_fd, write_fd = os.pipe()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            _child(fn, write_fd, read_fd, err.fileno())
+        os.close(write_fd)
+        payload = _collect(read_fd, pid, timeout_s)
+        _, status = os.waitpid(pid, 0)
+        err.seek(0)
+        report = err.read(1 << 20).decode("utf-8", "replace")
+    if payload:
+        kind, value = pickle.loads(payload)
+        if kind == "ok":
+            return cast(T, value)
+        raise _rebuild(value)
+    raise DriverCrashed(_crash_message(scenario, status, report, trace, timeout_s))
+
+
+def _child(fn: Callable[[], Any], write_fd: int, read_fd: int, err_fd: int) -> None:
+    global _in_child
+    _in_child = True
+    code = 0
+    try:
+        os.close(read_fd)
+        os.dup2(err_fd, 2)
+        try:
+            payload = pickle.dumps(("ok", fn()))
+        except BaseException as exc:  # sent to the parent, raised there
+            payload = pickle.dumps(("err", (type(exc).__name__, str(exc))))
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(payload)
+    except BaseException:
+        code = 70
+    os._exit(code)
+
+
+def _collect(fd: int, pid: int, timeout_s: float) -> bytes:
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                return b""
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+_ERRORS: dict[str, type[HarnessError]] = {
+    "DriverCrashed": DriverCrashed, "TargetError": TargetError, "UsageError": UsageError,
+}
+
+
+def _rebuild(value: tuple[str, str]) -> BaseException:
+    name, message = value
+    cls = _ERRORS.get(name)
+    if cls is not None:
+        return cls(message)
+    if name == "BuildError":
+        return UsageError(message)
+    return DriverCrashed(f"the scenario's child raised {name}: {message}")
+
+
+def _crash_message(scenario: str, status: int, report: str, trace: Path,
+                   timeout_s: float) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        how = f"signal {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ \
+            else f"signal {sig}"
+        if sig == signal.SIGKILL and not report.strip():
+            how = f"no result within {timeout_s:g} s (killed)"
+    else:
+        how = f"exit status {os.WEXITSTATUS(status)}"
+    lines = [line for line in report.splitlines() if line.strip()]
+    if len(lines) > MAX_REPORT_LINES:
+        lines = [*lines[:MAX_REPORT_LINES // 2], "...", *lines[-MAX_REPORT_LINES // 2:]]
+    stack = "\n".join(lines) if lines else "(the driver printed nothing)"
+    return (f"scenario {scenario!r}: driver crashed ({how}); trace up to the crash: {trace}\n"
+            f"{stack}")
