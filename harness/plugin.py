@@ -323,7 +323,16 @@ class _ReportCollector:
         from harness.session import report_header
 
         options = _options(self.config)
-        path = write_run_report(options.out_dir, self.entries, **report_header(options))
+        header = report_header(options)
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            header["interrupted"] = f"after {len(self.entries)} item(s)"
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        try:
+            path = write_run_report(options.out_dir, self.entries, **header)
+        except KeyboardInterrupt:
+            if reporter is not None:
+                reporter.write_line("callout-harness: interrupted while writing the report; "
+                                    "no report was written")
+            return
         if reporter is not None:
             reporter.write_line(f"callout-harness report: {path}")

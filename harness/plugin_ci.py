@@ -59,6 +59,18 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def interrupted(session: pytest.Session) -> bool:
+    """Whether the run was cut short by Ctrl-C (or SIGTERM turned into it)."""
+    return session.exitstatus == pytest.ExitCode.INTERRUPTED or "interrupted" in str(
+        session.shouldstop or "")
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: --junitxml must be set before pytest's junitxml plugin configures.
@@ -117,7 +129,11 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     state = item.config.stash.get(_STATE_KEY, None)
     before = len(report.user_properties)
-    judge_report(report, item.stash.get(RECORD_KEY, None), state.errata if state else None)
+    try:
+        judge_report(report, item.stash.get(RECORD_KEY, None), state.errata if state else None)
+    except KeyboardInterrupt:  # Ctrl-C here must stop the run, not be an INTERNALERROR
+        item.session.shouldstop = "interrupted (Ctrl-C)"
+        return
     # Also on the item, so pytest's JUnit XML (written from the teardown report) has them.
     item.user_properties.extend(report.user_properties[before:])
 
@@ -165,6 +181,7 @@ class CiRun:
         self.junit = junit
         self.entries: list[tuple[str, dict[str, Any], ItemRecord | None]] = []
         self.bundle: Any = None
+        self.skipped_bundle = False
         self.stale: list[StaleEntry] = []
 
     @pytest.hookimpl
@@ -184,6 +201,18 @@ class CiRun:
         yield
         if _is_worker(self.config) or (self.certify is None and self.errata is None):
             return
+        if interrupted(session):
+            # A bundle of part of a run would verify as a whole one: write none.
+            self.skipped_bundle = self.certify is not None
+            return
+        try:
+            self._finish()
+        except KeyboardInterrupt:
+            self.skipped_bundle = self.certify is not None
+            _say(self.config, "callout-harness: interrupted while writing the bundle; "
+                              "no bundle was written")
+
+    def _finish(self) -> None:
         config = self.config
         vm = config.getoption("harness_vm") or config.getini("harness_vm")
         items = [item_from_report(nodeid, props, record, vm)
@@ -227,3 +256,6 @@ class CiRun:
         if self.bundle is not None:
             tr.write_line(f"callout-harness certification bundle: {self.bundle.directory} "
                           f"({self.bundle.archive.name})")
+        elif self.skipped_bundle:
+            tr.write_line(f"callout-harness: the run was interrupted, so no certification "
+                          f"bundle was written to {self.certify}")

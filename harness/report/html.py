@@ -280,7 +280,14 @@ def render_html(
 
 
 def write_html(path: str | Path, items: Iterable[ReportItem], **kw: Any) -> Path:
+    """Write the page whole or not at all (a temporary file renamed into place)."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(items, **kw), encoding="utf-8")
+    text = render_html(items, **kw)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
