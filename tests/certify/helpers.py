@@ -143,9 +143,10 @@ def make_items(work: Path) -> list[ItemOutcome]:
     _trace(first, leak=True)
     _trace(retry, leak=False)
     leak = {"rule": "PC001", "party": "driver", "severity": "error",
-            "message": "pend ctx 'c1' (pended in classify 'k1') was never completed",
-            "events": [pend]}
-    failure = f"PC001 broken: {leak['message']} (events [{pend}])"
+            "message": "pend ctx 'c1' (pended in classify 'k1' at ALE_AUTH_CONNECT_V4, "
+                       "endpoint 5) was never completed",
+            "events": [pend - 1, pend]}  # the classify that pended, and the pend
+    failure = f"PC001 broken: {leak['message']} (events [{pend - 1}, {pend}])"
     return [
         ItemOutcome(_record("connect-ok", ok, [], []), "passed",
                     [Attempt(0, "passed", str(ok))], "engine-model"),

@@ -35,7 +35,7 @@ def test_bundle_holds_results_traces_report_environment_junit_and_sums(bundle: P
     leak = next(i for i in results["items"] if i["scenario"] == "connect-leak")
     assert leak["trace"] == "traces/connect-leak.sim.seed7.jsonl"
     assert leak["seed"] == 7 and leak["outcome"] == "failed"
-    assert [(v["rule"], v["events"]) for v in leak["violations"]] == [("PC001", [2])]
+    assert [(v["rule"], v["events"]) for v in leak["violations"]] == [("PC001", [1, 2])]
     flaky = next(i for i in results["items"] if i["scenario"] == "flaky")
     assert [(a["outcome"], a["trace"]) for a in flaky["attempts"]] == [
         ("failed", "traces/flaky.sim.seed7.jsonl"), ("passed", "traces/flaky.sim.seed7-try1.jsonl")]

@@ -131,7 +131,7 @@ def test_bad_scenario_file_is_one_line_collect_error(pytester: pytest.Pytester) 
 
 @pytest.mark.parametrize(("args", "words"), [
     (["--callout", "nonsense"],
-     "*argument --callout: expected reference, mutant:NAME or module:pkg.mod:Class, got 'nonsense'"),
+     "*argument --callout: expected reference, mutant:NAME, module:pkg.mod:Class*, got 'nonsense'"),
     (["--seed", "-3"], "*argument --seed: expected a whole number from 0 to 4294967295, got '-3'"),
     (["--seed=-3"], "*argument --seed: expected a whole number from 0 to 4294967295, got '-3'"),
     (["--seed", "99999999999999999999999"], "*argument --seed: expected a whole number from 0*"),
@@ -172,3 +172,24 @@ def test_unknown_vm_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("scenarios", "--vm", "win12")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vm win12: no profile win12.toml in *fixtures; known: sim*"])
+
+
+def test_a_set_up_error_is_reported_before_a_teardown_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """libvirt's test driver cannot undefine with the flags teardown uses: the
+    report still leads with what went wrong first (the missing base image)."""
+    pytest.importorskip("libvirt", reason="libvirt-python is not installed (extra 'vm')")
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (Debian package 'qemu-utils')")
+    monkeypatch.setenv("CALLOUT_HARNESS_IMAGES", str(tmp_path))  # empty: no base image
+    _copy(pytester, "connect-pend-permit")
+    shutil.copytree(CATALOG.parent / "fixtures", pytester.path / "fixtures")
+    shutil.copytree(CATALOG.parent / "drivers", pytester.path / "drivers")
+    result = pytester.runpytest("scenarios", "--vm", "win11", "--vm-uri", "test:///default",
+                                "--driver", "drivers/probe/driver.toml", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    first = next(line for line in out.splitlines() if line.startswith("VmError:"))
+    assert "Could not open backing image" in first.split("(cleaning up")[0]
+    assert "cleaning up afterwards also failed" in first
