@@ -36,7 +36,7 @@ def test_an_unchanged_subclass_is_judged_as_the_reference(tmp_path: Path) -> Non
     (f"module:{USER}:NeedsArguments", "must construct with no arguments"),
     (f"module:{USER}:Nope", "has no 'Nope'"),
     ("module:harness.nothing_here:X", "cannot import 'harness.nothing_here'"),
-    ("module:a:b:c", "expected reference, mutant:NAME or module:pkg.mod:Class"),
+    ("module:a:b:c", "expected reference, mutant:NAME, module:pkg.mod:Class"),
     ("mutant:no_such_bug", "no_such_bug"),
 ])
 def test_bad_specs_are_usage_errors(spec: str, words: str) -> None:
