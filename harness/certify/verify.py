@@ -44,6 +44,7 @@ from harness.certify.signing import SIGNATURE, SignatureCheck, check_signature
 from harness.certify.tree import scan, unpack
 from harness.certify.verdict import OUTCOMES, RED
 from harness.errors import BundleError, InputError
+from harness.tomlfile import clip
 
 _SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 MAX_SUMS_BYTES = 16 << 20
@@ -234,7 +235,8 @@ def verify_directory(
         if sha256_file(directory / rel) != digest:
             problems.append(f"changed: {rel} (SHA-256 differs from {SUMS})")
     if SUMS in tree.files:
-        problems.extend(f"unlisted: {rel} (not in {SUMS})" for rel in sorted(present - set(sums)))
+        problems.extend(f"unlisted: {clip(rel)} (not in {SUMS})"
+                        for rel in sorted(present - set(sums)))
         result.signature = check_signature(directory / SUMS, trusted)
         sig = result.signature
         if sig.state == "bad" or (trusted is not None and sig.state != "signed-trusted"):
@@ -259,7 +261,8 @@ def verify_directory(
             raise BundleError(str(exc)) from None
         problems.extend(f'incomplete: {ENVIRONMENT} has no "{key}"'
                         for key in REQUIRED_KEYS if key not in environment)
-    problems.extend(f"missing: {rel} ({'; '.join(why)})" for rel, why in sorted(missing.items()))
+    problems.extend(f"missing: {clip(rel)} ({'; '.join(why)})"
+                    for rel, why in sorted(missing.items()))
     return result
 
 

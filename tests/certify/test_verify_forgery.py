@@ -269,3 +269,28 @@ def test_certify_run_refuses_a_foreign_out_directory_before_running(
     assert code == 2
     err = capsys.readouterr().err
     assert "holds files a bundle does not" in err and "connect-pend-permit ..." not in err
+
+
+def test_an_interrupted_certify_run_writes_no_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import harness.commands.run as run_module
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "execute", interrupted)
+    root = Path(__file__).resolve().parents[2]
+    code = main(["certify", "run", "--scenario", str(root / "scenarios" / "connect-pend-permit.toml"),
+                 "--out", str(tmp_path / "cert")])
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_long_path_in_the_sums_is_cut_in_the_problem_line(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path)
+    with (bundle / "SHA256SUMS").open("a") as sums:
+        sums.write("0" * 64 + "  " + "x" * 300_000 + "\n")
+    problems = verify(bundle).problems
+    assert any(p.startswith("missing: xxx") for p in problems)
+    assert all(len(p) < 400 for p in problems)
