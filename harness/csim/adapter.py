@@ -51,6 +51,7 @@ MAX_REMEMBERED = 4096
 MAX_TLG_EVENTS = 1_000_000
 STATUS_INVALID_PARAMETER = 0xC000000D
 STATUS_NOT_SUPPORTED = 0xC00000BB
+STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
 NOTIFY_TYPES = {"add_filter": 0, "delete_filter": 1}
 MAX_WSTRING = 4096
 
@@ -81,13 +82,8 @@ class CCallout:
         self.layers: tuple[str, ...] = tuple(layer for _, layer in manifest.layers)
         self._layer_of_key = dict(manifest.layers)
         self._manifest = manifest
-        self._copy_dir = Path(tempfile.mkdtemp(prefix="csim-"))
-        private = self._copy_dir / library.name
-        shutil.copyfile(library, private)  # a private copy: fresh globals per instance
-        try:
-            self._lib = ffi.load_library(private)
-        finally:
-            shutil.rmtree(self._copy_dir, ignore_errors=True)
+        self._library = library
+        self._lib_handle: C.CDLL | None = None
         self._api: CalloutApi | None = None
         self._settings = CalloutSettings()
         self._loaded = False
@@ -101,10 +97,24 @@ class CCallout:
         self.tlg_events: list[tuple[str, dict[str, object]]] = []
         self.flush: Callable[[], None] = lambda: None
         self._host = self._make_host()
-        status = self._lib.csim_init(C.byref(self._host))
-        if status != 0:
-            raise TargetError(f"{spec}: the host runtime refused to start "
-                              f"(0x{status & 0xFFFFFFFF:08X})")
+
+    @property
+    def _lib(self) -> C.CDLL:
+        """The driver, loaded on first use from a private copy (fresh globals)."""
+        if self._lib_handle is None:
+            copy_dir = Path(tempfile.mkdtemp(prefix="csim-"))
+            private = copy_dir / self._library.name
+            try:
+                shutil.copyfile(self._library, private)
+                lib = ffi.load_library(private)
+            finally:
+                shutil.rmtree(copy_dir, ignore_errors=True)
+            status = lib.csim_init(C.byref(self._host))
+            if status != 0:
+                raise TargetError(f"{self.spec}: the host runtime refused to start "
+                                  f"(0x{status & 0xFFFFFFFF:08X})")
+            self._lib_handle = lib
+        return self._lib_handle
 
     # -- the Callout protocol ------------------------------------------------------------
 
@@ -134,6 +144,8 @@ class CCallout:
         data = pack(self._settings)
         buf = C.create_string_buffer(data, len(data))
         status = self._enter(self._lib.csim_device_control, IOCTL_PROBE_CONFIGURE, buf, len(data))
+        if status == _signed(STATUS_INVALID_DEVICE_REQUEST):
+            return  # a driver without the probe's configuration IOCTL runs as it is
         if status < 0:
             raise TargetError(f"{self.spec}: IOCTL_PROBE_CONFIGURE failed with "
                               f"{name_for_value(status)}")

@@ -12,6 +12,7 @@ source, header and flag, so an unchanged driver is built once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -103,18 +104,33 @@ def _headers(dirs: list[Path]) -> list[Path]:
     return sorted(found)
 
 
+@functools.cache
+def _gcc_version(compiler: str) -> str:
+    return _run([compiler, "--version"], "gcc --version").stdout.splitlines()[0]
+
+
+#: cache keys already computed in this process, by flags and file stamps
+_KEYS: dict[tuple[object, ...], str] = {}
+
+
 def cache_key(manifest: SimManifest, flags: list[str]) -> str:
-    h = hashlib.sha256()
-    version = _run([gcc(), "--version"], "gcc --version").stdout.splitlines()[0]
-    for part in (version, *flags):
-        h.update(part.encode() + b"\0")
+    """A hash of the compiler, the flags and every source and header the build reads."""
     files = [*(HERE / s for s in RUNTIME_SOURCES), *_headers([HERE]),
              *manifest.sources, *_headers(include_dirs(manifest))]
+    stamps = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    memo = (tuple(flags), stamps)
+    known = _KEYS.get(memo)
+    if known is not None:
+        return known
+    h = hashlib.sha256()
+    for part in (_gcc_version(gcc()), *flags):
+        h.update(part.encode() + b"\0")
     for f in files:
         h.update(str(f.name).encode() + b"\0")
         h.update(f.read_bytes())
         h.update(b"\0")
-    return h.hexdigest()[:24]
+    key = _KEYS[memo] = h.hexdigest()[:24]
+    return key
 
 
 def _undefined(obj: Path) -> set[str]:
@@ -152,7 +168,7 @@ def build(manifest: SimManifest, *, mutant: str | None = None, sanitize: bool = 
     flags = flags_for(manifest, defines=defines, sanitize=sanitize)
     key = cache_key(manifest, flags)
     root = cache or cache_root()
-    target = root / key / f"{manifest.name}.so"
+    target = root / key / f"{manifest.name}-{key[:12]}.so"
     if target.is_file():
         return BuiltDriver(target, sanitize, key)
     root.mkdir(parents=True, exist_ok=True)

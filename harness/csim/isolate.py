@@ -11,10 +11,15 @@ crash. The caller's process, pytest included, never dies with the driver.
 
 from __future__ import annotations
 
+import faulthandler
+import gc
 import os
 import pickle
+import re
 import select
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import warnings
@@ -43,9 +48,11 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path) -> T:
     timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
     with tempfile.TemporaryFile(prefix="csim-stderr-") as err:
         read_fd, write_fd = os.pipe()
+        gc.freeze()  # the collector would touch (and so copy) every page the child shares
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
             pid = os.fork()
+        gc.unfreeze()
         if pid == 0:  # pragma: no cover - the child reports through the pipe
             _child(fn, write_fd, read_fd, err.fileno())
         os.close(write_fd)
@@ -68,6 +75,7 @@ def _child(fn: Callable[[], Any], write_fd: int, read_fd: int, err_fd: int) -> N
     try:
         os.close(read_fd)
         os.dup2(err_fd, 2)
+        faulthandler.disable()  # the report is the driver's C stack, not the interpreter's
         try:
             payload = pickle.dumps(("ok", fn()))
         except BaseException as exc:  # sent to the parent, raised there
@@ -99,6 +107,52 @@ def _collect(fd: int, pid: int, timeout_s: float) -> bytes:
         os.close(fd)
 
 
+#: Built drivers by file name, for the crash report's addresses (harness.csim fills it).
+LIBRARIES: dict[str, Path] = {}
+_FRAME = re.compile(r"^(?:.*/)?(?P<lib>[^/(\s]+\.so)\((?P<sym>[^)]*)\)\[0x[0-9a-f]+\]$")
+_NOISE = ("libpython", "/python", "libc.so", "ld-linux", "libffi", "_ctypes", "(_start+")
+
+
+def symbolize(report: str) -> list[str]:
+    """The child's standard error with driver frames named (function, file:line) and the
+    interpreter's own frames left out."""
+    out: list[str] = []
+    faulting = False  # the frame after the signal handler is the faulting instruction
+    for line in report.splitlines():
+        if not line.strip():
+            continue
+        frame = _FRAME.match(line.strip())
+        if frame is None:
+            if not any(n in line for n in _NOISE) or "ERROR" in line:
+                out.append(line)
+            continue
+        lib = LIBRARIES.get(frame.group("lib"))
+        sym = frame.group("sym")
+        if lib is None:
+            if not any(n in line for n in _NOISE):
+                out.append(line)
+            continue
+        out.append(f"  {_addr2line(lib, sym, exact=faulting) or sym} ({frame.group('lib')})")
+        faulting = sym.startswith("csim_on_signal")
+    return out
+
+
+def _addr2line(lib: Path, sym: str, *, exact: bool = False) -> str | None:
+    if not sym.startswith("+0x") or shutil.which("addr2line") is None:
+        return sym.split("+")[0] or None
+    try:
+        # a return address: the call is the instruction before it
+        address = hex(max(int(sym[1:], 16) - (0 if exact else 1), 0))
+        done = subprocess.run(["addr2line", "-f", "-C", "-e", str(lib), address],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    parts = done.stdout.split("\n")
+    if len(parts) < 2 or parts[0] == "??":
+        return None
+    return f"{parts[0]} at {parts[1].rsplit('/', 1)[-1]}"
+
+
 _ERRORS: dict[str, type[HarnessError]] = {
     "DriverCrashed": DriverCrashed, "TargetError": TargetError, "UsageError": UsageError,
 }
@@ -124,7 +178,7 @@ def _crash_message(scenario: str, status: int, report: str, trace: Path,
             how = f"no result within {timeout_s:g} s (killed)"
     else:
         how = f"exit status {os.WEXITSTATUS(status)}"
-    lines = [line for line in report.splitlines() if line.strip()]
+    lines = symbolize(report)
     if len(lines) > MAX_REPORT_LINES:
         lines = [*lines[:MAX_REPORT_LINES // 2], "...", *lines[-MAX_REPORT_LINES // 2:]]
     stack = "\n".join(lines) if lines else "(the driver printed nothing)"

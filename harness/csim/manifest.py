@@ -84,11 +84,27 @@ def normal_guid(text: str) -> str:
     return text.strip("{}").upper()
 
 
+#: manifests read in this process, by path and modification stamp
+_LOADED: dict[tuple[str, int, int], SimManifest] = {}
+
+
 def load_sim_manifest(directory: str | Path) -> SimManifest:
     """Read ``DIR/driver.toml`` (or the file itself) and validate its ``[sim]`` table."""
     path = Path(directory)
     if path.is_dir():
         path = path / "driver.toml"
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ManifestError(str(path), message="file not found") from exc
+    memo = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    known = _LOADED.get(memo)
+    if known is None:
+        known = _LOADED[memo] = _load(path)
+    return known
+
+
+def _load(path: Path) -> SimManifest:
     doc = Document(path, ManifestError)
     root = doc.root()
     driver = root.table("driver")
