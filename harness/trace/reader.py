@@ -95,10 +95,16 @@ class TraceReader:
         lineno = 0
         ends = False
         ended_at: int | None = None
+        readline = stream.readline
+        limit = MAX_LINE_BYTES + 1
         try:
-            for raw in _lines(stream):
+            while True:
+                raw = readline(limit)
+                if not raw:
+                    break
                 lineno += 1
-                if len(raw) > MAX_LINE_BYTES:
+                if len(raw) == limit and not raw.endswith(b"\n"):
+                    _drain(stream)
                     raise self._error(
                         lineno, expected=f"a line of at most {MAX_LINE_BYTES} bytes",
                         found="a longer line",
@@ -113,7 +119,7 @@ class TraceReader:
                     obj = loads(raw)
                 except _JSON_ERRORS:
                     raise self._bad_json(raw, lineno) from None
-                if (raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
+                if (len(raw) > 2 * MAX_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
                         and _depth(obj, MAX_DEPTH) > MAX_DEPTH):
                     raise self._error(
                         lineno, expected=f"values nested at most {MAX_DEPTH} deep",
@@ -256,19 +262,12 @@ class TraceReader:
         )
 
 
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """The lines of ``stream``; a line longer than the limit comes back as the
-    first ``MAX_LINE_BYTES + 1`` bytes (the rest is skipped, never held)."""
+def _drain(stream: IO[bytes]) -> None:
+    """Skip the rest of an overlong line in bounded pieces (it is never held whole)."""
     while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
-        if not raw:
+        more = stream.readline(MAX_LINE_BYTES)
+        if not more or more.endswith(b"\n"):
             return
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while True:  # drain the rest of the long line in bounded pieces
-                more = stream.readline(MAX_LINE_BYTES)
-                if not more or more.endswith(b"\n"):
-                    break
-        yield raw
 
 
 def _depth(value: object, limit: int) -> int:
