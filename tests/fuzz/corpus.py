@@ -323,3 +323,47 @@ CASES: tuple[Case, ...] = (
     # 6. cut short
     Case("trace-cut-short", _cut_trace, says="cut short after line 3"),
 )
+
+
+def _json_edit(data: bytes, edit: Callable[[dict], None]) -> bytes:
+    doc = json.loads(data)
+    edit(doc)
+    return json.dumps(doc).encode()
+
+
+def _line_edit(data: bytes, edit: Callable[[dict], None]) -> bytes:
+    first, *rest = data.splitlines(keepends=True)
+    return _json_edit(first, edit) + b"\n" + b"".join(rest)
+
+
+def issue_seeds(kind: str, valid: bytes) -> list[bytes]:
+    """The fuzz test's seed corpus of ``kind``: the valid file and each of the issue's
+    inputs of that kind (the 100 MB trace line as a 2 MB one)."""
+    seeds = [valid]
+    if kind in ("scenario", "profile", "pool", "manifest", "errata"):
+        seeds.append(deep_toml())
+    if kind == "scenario":
+        seeds.append(b'[[steps]]\nid = "u1"\ndo = "udp_send"\npeers = 9223372036854775807\n')
+    if kind == "manifest":
+        seeds += [valid.replace(b"probe", b"pr\xffbe", 1), b"driver = -2147483648\n",
+                  valid.replace(b'sys = "build/x64/Release/probe.sys"',
+                                b'sys = "' + b"a" * 300_000 + b'.sys"'),
+                  valid.replace(b'service = "', b'service = "x"\nservice = "', 1),
+                  valid.replace(b"[driver]", b"[driver]\nflavour = 1", 1),
+                  valid.replace(b'install = "service"', b"install = true")]
+    if kind == "trace":
+        seeds += [b'{"seq":1,"t":0,"ev":"x","v":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+                  b"".join(valid.splitlines(keepends=True)[:3]),
+                  b'{"seq":1,"t":0,"ev":"x","pad":"' + b"a" * (2 << 20) + b'"}\n']
+    if kind == "results":
+        seeds += [_json_edit(valid, _set_item("attempts", -1.0)), deep_json(),
+                  _json_edit(valid, lambda d: d["items"].append("x")),
+                  _json_edit(valid, _set_item("outcome", []))]
+    if kind == "environment":
+        seeds.append(deep_json())
+    if kind == "sums":
+        seeds.append(valid + b"\xff\xfe\n")
+    if kind == "history":
+        seeds += [_line_edit(valid, lambda r: r["items"].append(3)),
+                  _line_edit(valid, lambda r: r.update(driver=1.5)), deep_json() + b"\n"]
+    return seeds

@@ -80,7 +80,7 @@ def mutate_json_doc(data: bytes, rng: random.Random) -> bytes:
     """Replace (or delete) one node of a JSON document; bytes unchanged if it is not JSON."""
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or too deep for the stdlib to mutate
         return data
     nodes = _json_nodes(doc)
     path = rng.choice(nodes)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.errors import HarnessError
-from tests.fuzz.corpus import CLI_KINDS, KINDS, argv_for, load, seed_file
+from tests.fuzz.corpus import CLI_KINDS, KINDS, argv_for, issue_seeds, load, seed_file
 from tests.fuzz.mutate import mutate
 
 EXAMPLES = int(os.environ.get("HARNESS_FUZZ_EXAMPLES", "60"))
@@ -74,14 +74,19 @@ def exercise(kind: str, path: Path, work: Path) -> None:
 def test_mutated_files_never_crash_the_reader(kind: str, workspace: Path) -> None:
     work = workspace / kind
     path = seed_file(kind, work)
-    exercise(kind, path, work)  # the seed itself is fine
+    seeds = issue_seeds(kind, path.read_bytes())
+    for data in seeds:  # each seed as it is: the valid file and the issue's inputs
+        with _restored(path):
+            path.write_bytes(data)
+            exercise(kind, path, work)
 
     @settings(max_examples=EXAMPLES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
-    @given(st.integers(min_value=0, max_value=2**32 - 1))
-    def one(seed: int) -> None:
-        with _restored(path) as original:
-            path.write_bytes(mutate(kind, original, seed))
+    @given(st.integers(min_value=0, max_value=len(seeds) - 1),
+           st.integers(min_value=0, max_value=2**32 - 1))
+    def one(which: int, seed: int) -> None:
+        with _restored(path):
+            path.write_bytes(mutate(kind, seeds[which], seed))
             exercise(kind, path, work)
 
     one()
