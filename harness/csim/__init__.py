@@ -79,8 +79,9 @@ def describe_c_mutants(directory: str | Path = "drivers/probe") -> list[dict[str
     if not (path / "driver.toml").is_file():
         return []
     manifest = load_sim_manifest(path)
-    return [
-        {"name": f"c:{directory}#{m.name}", "rules": list(m.rules),
+    rows: list[dict[str, object]] = [
+        {"name": f"c:{directory}#{m.name}", "rules": list(m.rules) or ["crash"],
          "description": m.description, "kind": "c"}
         for m in manifest.mutants
     ]
+    return rows

@@ -13,6 +13,7 @@ driver (compile-time variants)::
     define = "PROBE_MUTANT_FORGETS_COMPLETE"
     rules = ["PC001", "EP009"]       # what its trace must trip
     description = "never completes a pended connect"
+    crashes = false                  # true: the runtime stops the bug (a crash with a stack)
 
 The ``[[callouts]]`` entries (key and layer) say at which run-time layer each
 callout key the driver registers sits: the engine model routes classifies by
@@ -51,6 +52,8 @@ class CMutant:
     define: str
     rules: tuple[str, ...]
     description: str
+    #: the bug is one the runtime stops (a crash with a stack), not a trace the checker judges
+    crashes: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,12 +167,14 @@ def _mutants(sim: Table) -> tuple[CMutant, ...]:
             raise t.fail("name", expected="a name no other mutant has", found=name)
         seen.add(name)
         define = t.string("define", pattern=_IDENT, what="a C macro name")
-        rules = t.strings("rules")
-        if not rules or not all(_RULE.fullmatch(r) for r in rules):
-            raise t.fail("rules", expected="rule IDs such as PC001", found=rules)
+        crashes = t.boolean("crashes", default=False)
+        rules = t.strings("rules", default=[])
+        if (not rules and not crashes) or not all(_RULE.fullmatch(r) for r in rules):
+            raise t.fail("rules", expected="rule IDs such as PC001 (or crashes = true)",
+                         found=rules)
         description = t.string("description")
         t.finish()
-        out.append(CMutant(name, define, tuple(rules), description))
+        out.append(CMutant(name, define, tuple(rules), description, crashes))
     return tuple(out)
 
 
