@@ -2,8 +2,9 @@
 
     python -m tests.fuzz.measure [--per-kind N] [--run-scenarios]
 
-For every file kind: N mutations (seeds 0..N-1 of ``tests/fuzz/mutate.py``) plus
-the issue's inputs (``tests/fuzz/corpus.py``). Each input is read in a forked
+For every file kind: N inputs, the kind's seed corpus (the valid file and the
+issue's inputs of that kind, ``tests/fuzz/corpus.py``) and then mutations of it
+(``tests/fuzz/mutate.py``), plus every issue case through the command line. Each input is read in a forked
 child; the child's peak resident set (``ru_maxrss`` from ``wait4``) is recorded.
 A child that raises anything but a harness error, exits 1 on a one-line
 reader error, prints a traceback, or passes its time limit is a *crash*.
@@ -26,7 +27,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from tests.fuzz.corpus import CASES, CLI_KINDS, KINDS, argv_for, load, seed_file
+from tests.fuzz.corpus import CASES, CLI_KINDS, KINDS, argv_for, issue_seeds, load, seed_file
 from tests.fuzz.mutate import mutate
 
 CHILD_LIMIT_S = 120
@@ -87,9 +88,12 @@ def main() -> int:
         work = work_root / kind
         path = seed_file(kind, work)
         original = path.read_bytes()
+        seeds = issue_seeds(kind, original)
         peak, peak_seed, crashes = 0, -1, 0
         for seed in range(args.per_kind):
-            path.write_bytes(mutate(kind, original, seed))
+            # the seed corpus as it is first, then mutations of its files in turn
+            base = seeds[seed % len(seeds)]
+            path.write_bytes(base if seed < len(seeds) else mutate(kind, base, seed))
             verdict, rss = run_one(kind, path, work, args.run_scenarios)
             if verdict != "ok":
                 crashes += 1
