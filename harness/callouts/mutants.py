@@ -383,8 +383,9 @@ def describe_mutants() -> list[dict[str, object]]:
     """The registry as data, for ``callout-harness mutants --format json``."""
     from harness.csim import describe_c_mutants  # the probe's C mutants, c:drivers/probe#NAME
 
-    return [
+    rows: list[dict[str, object]] = [
         {"name": m.name, "rules": list(m.rules), "description": m.description,
          "kind": "client" if m.name in CLIENT_MUTANTS else "driver"}
         for m in sorted(MUTANTS.values(), key=lambda m: m.name)
-    ] + describe_c_mutants()
+    ]
+    return rows + describe_c_mutants()
