@@ -313,6 +313,136 @@ static const char *ProbeActionName(UINT32 action)
     }
 }
 
+/* -- the fwpsk calls, each logged as the trace format's event for it ------------------------- */
+/* Calls with a result are logged after they return; calls without one before they are made,
+ * because FwpsCompleteOperation0 and friends can re-enter classifyFn. */
+
+static UINT64 g_CurrentClassify;  /* the id of the classify being handled, 0 outside one */
+
+static NTSTATUS ProbePendOperation(HANDLE completionHandle, HANDLE *completionContext)
+{
+    NTSTATUS status = FwpsPendOperation0(completionHandle, completionContext);
+    TraceLoggingWrite(g_Trace, "pend_operation", TraceLoggingUInt64(g_CurrentClassify, "id"),
+        TraceLoggingHexUInt64((UINT64)(ULONG_PTR)(NT_SUCCESS(status) ? *completionContext : NULL),
+                              "ctx"),
+        TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static void ProbeCompleteOperation(HANDLE completionContext, PNET_BUFFER_LIST netBufferList)
+{
+    TraceLoggingWrite(g_Trace, "complete_operation",
+        TraceLoggingHexUInt64((UINT64)(ULONG_PTR)completionContext, "ctx"));
+    FwpsCompleteOperation0(completionContext, netBufferList);
+}
+
+static NTSTATUS ProbeAcquireClassifyHandle(void *classifyContext, UINT32 reserved, UINT64 *handle)
+{
+    NTSTATUS status = FwpsAcquireClassifyHandle0(classifyContext, reserved, handle);
+    TraceLoggingWrite(g_Trace, "acquire_classify_handle",
+        TraceLoggingUInt64(g_CurrentClassify, "id"),
+        TraceLoggingHexUInt64(NT_SUCCESS(status) ? *handle : 0, "handle"),
+        TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static NTSTATUS ProbePendClassify(UINT64 handle, UINT64 filterId, UINT32 flags,
+                                  FWPS_CLASSIFY_OUT0 *out)
+{
+    NTSTATUS status = FwpsPendClassify0(handle, filterId, flags, out);
+    TraceLoggingWrite(g_Trace, "pend_classify", TraceLoggingUInt64(g_CurrentClassify, "id"),
+        TraceLoggingHexUInt64(handle, "handle"), TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static void ProbeCompleteClassify(UINT64 handle, UINT32 flags, const FWPS_CLASSIFY_OUT0 *out)
+{
+    TraceLoggingWrite(g_Trace, "complete_classify", TraceLoggingHexUInt64(handle, "handle"),
+        TraceLoggingHexUInt32(out != NULL ? out->actionType : 0, "action"));
+    FwpsCompleteClassify0(handle, flags, out);
+}
+
+static void ProbeReleaseClassifyHandle(UINT64 handle)
+{
+    TraceLoggingWrite(g_Trace, "release_classify_handle", TraceLoggingHexUInt64(handle, "handle"));
+    FwpsReleaseClassifyHandle0(handle);
+}
+
+static NTSTATUS ProbeAllocateClone(PNET_BUFFER_LIST original, NDIS_HANDLE pool1,
+                                   NDIS_HANDLE pool2, ULONG flags, PNET_BUFFER_LIST *clone)
+{
+    NTSTATUS status = FwpsAllocateCloneNetBufferList0(original, pool1, pool2, flags, clone);
+    TraceLoggingWrite(g_Trace, "clone",
+        TraceLoggingPointer(NT_SUCCESS(status) ? *clone : NULL, "packet"),
+        TraceLoggingPointer(original, "of"), TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static NTSTATUS ProbeCloneStream(FWPS_STREAM_DATA0 *data, NDIS_HANDLE pool1, NDIS_HANDLE pool2,
+                                 ULONG flags, PNET_BUFFER_LIST *chain)
+{
+    NTSTATUS status = FwpsCloneStreamData0(data, pool1, pool2, flags, chain);
+    TraceLoggingWrite(g_Trace, "clone",
+        TraceLoggingPointer(NT_SUCCESS(status) ? *chain : NULL, "packet"),
+        TraceLoggingPointer(data->netBufferListChain, "of"),
+        TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static void ProbeFreeCloneNbl(PNET_BUFFER_LIST nbl, ULONG flags)
+{
+    TraceLoggingWrite(g_Trace, "free_clone", TraceLoggingPointer(nbl, "packet"));
+    FwpsFreeCloneNetBufferList0(nbl, flags);
+}
+
+static void ProbeDiscardStream(PNET_BUFFER_LIST chain, UINT32 flags, BOOLEAN dispatchLevel)
+{
+    TraceLoggingWrite(g_Trace, "free_clone", TraceLoggingPointer(chain, "packet"));
+    FwpsDiscardClonedStreamData0(chain, flags, dispatchLevel);
+}
+
+static void ProbeReference(PNET_BUFFER_LIST nbl, BOOLEAN intendToModify)
+{
+    TraceLoggingWrite(g_Trace, "reference", TraceLoggingPointer(nbl, "packet"));
+    FwpsReferenceNetBufferList0(nbl, intendToModify);
+}
+
+static void ProbeDereference(PNET_BUFFER_LIST nbl, BOOLEAN dispatchLevel)
+{
+    TraceLoggingWrite(g_Trace, "dereference", TraceLoggingPointer(nbl, "packet"));
+    FwpsDereferenceNetBufferList0(nbl, dispatchLevel);
+}
+
+static void ProbeTraceInject(PNET_BUFFER_LIST nbl, const char *kind, NTSTATUS status)
+{
+    TraceLoggingWrite(g_Trace, "inject", TraceLoggingPointer(nbl, "packet"),
+        TraceLoggingString(kind, "kind"), TraceLoggingHexUInt32((UINT32)status, "status"));
+}
+
+static void ProbeTraceInjected(PNET_BUFFER_LIST nbl)
+{
+    TraceLoggingWrite(g_Trace, "inject_complete", TraceLoggingPointer(nbl, "packet"),
+        TraceLoggingHexUInt32((UINT32)NET_BUFFER_LIST_STATUS(nbl), "status"));
+}
+
+static NTSTATUS ProbeFlowAssociate(UINT64 flow, UINT16 layerId, const char *layer,
+                                   UINT32 calloutId, UINT64 context)
+{
+    NTSTATUS status = FwpsFlowAssociateContext0(flow, layerId, calloutId, context);
+    TraceLoggingWrite(g_Trace, "flow_associate", TraceLoggingUInt64(flow, "flow"),
+        TraceLoggingString(layer, "layer"), TraceLoggingPointer((void *)(ULONG_PTR)context, "ctx"),
+        TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
+static NTSTATUS ProbeFlowRemove(UINT64 flow, UINT16 layerId, const char *layer, UINT32 calloutId)
+{
+    NTSTATUS status = FwpsFlowRemoveContext0(flow, layerId, calloutId);
+    TraceLoggingWrite(g_Trace, "flow_remove", TraceLoggingUInt64(flow, "flow"),
+        TraceLoggingString(layer, "layer"), TraceLoggingHexUInt32((UINT32)status, "status"));
+    return status;
+}
+
 /* -- small helpers ------------------------------------------------------------------------ */
 
 static void *ProbeAlloc(SIZE_T size, ULONG tag)
@@ -553,8 +683,9 @@ static void NTAPI ProbeTransportInjected(void *context, PNET_BUFFER_LIST nbl, BO
 {
     PROBE_INJECTED *done = context;
     UNREFERENCED_PARAMETER(dispatchLevel);
+    ProbeTraceInjected(nbl);
 #ifndef PROBE_MUTANT_LEAKS_CLONE
-    FwpsFreeCloneNetBufferList0(nbl, 0);
+    ProbeFreeCloneNbl(nbl, 0);
 #else
     UNREFERENCED_PARAMETER(nbl);  /* the bug: the clone is never freed */
 #endif
@@ -568,7 +699,7 @@ static NTSTATUS ProbeInjectTransport(PNET_BUFFER_LIST nbl, BOOLEAN receive, BOOL
     PROBE_INJECTED *done = ProbeAlloc(sizeof(*done), PROBE_TAG_WORK);
     NTSTATUS status;
     if (done == NULL) {
-        FwpsFreeCloneNetBufferList0(nbl, 0);
+        ProbeFreeCloneNbl(nbl, 0);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     done->endpoint = endpoint;
@@ -578,13 +709,15 @@ static NTSTATUS ProbeInjectTransport(PNET_BUFFER_LIST nbl, BOOLEAN receive, BOOL
         status = FwpsInjectTransportReceiveAsync0(ProbeInjectionHandle(v6), NULL, NULL, 0,
             v6 ? AF_INET6 : AF_INET, UNSPECIFIED_COMPARTMENT_ID, 0, 0, nbl,
             ProbeTransportInjected, done);
+        ProbeTraceInject(nbl, "transport_recv", status);
     } else {
         status = FwpsInjectTransportSendAsync0(ProbeInjectionHandle(v6), NULL, endpoint, 0, NULL,
             v6 ? AF_INET6 : AF_INET, UNSPECIFIED_COMPARTMENT_ID, nbl, ProbeTransportInjected,
             done);
+        ProbeTraceInject(nbl, "transport_send", status);
     }
     if (!NT_SUCCESS(status)) {
-        FwpsFreeCloneNetBufferList0(nbl, 0);  /* no completion will come */
+        ProbeFreeCloneNbl(nbl, 0);  /* no completion will come */
         ProbeSettle(done);
         ExFreePoolWithTag(done, PROBE_TAG_WORK);
     }
@@ -720,23 +853,23 @@ static void ProbePend(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out, BOOLEAN clone
     UINT32 verdict;
 
     if (clone && ci->packet != NULL) {
-        status = FwpsAllocateCloneNetBufferList0(ci->packet, NULL, NULL, 0, &copy);
+        status = ProbeAllocateClone(ci->packet, NULL, NULL, 0, &copy);
         if (!NT_SUCCESS(status)) {
             ProbeGive(out, ProbeDecide(ci), TRUE);
             return;
         }
     }
-    status = FwpsPendOperation0(ci->meta->completionHandle, &ctx);
+    status = ProbePendOperation(ci->meta->completionHandle, &ctx);
     if (!NT_SUCCESS(status)) {
         if (copy != NULL) {
-            FwpsFreeCloneNetBufferList0(copy, 0);
+            ProbeFreeCloneNbl(copy, 0);
         }
         ProbeGive(out, ProbeDecide(ci), TRUE);
         return;
     }
     record = ProbeAlloc(sizeof(*record), PROBE_TAG_PEND);
     if (record == NULL) {
-        FwpsCompleteOperation0(ctx, NULL);
+        ProbeCompleteOperation(ctx, NULL);
         return;
     }
     record->ctx = ctx;
@@ -746,7 +879,7 @@ static void ProbePend(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out, BOOLEAN clone
     record->v6 = (BOOLEAN)ci->callout->v6;
     ProbeTraceAlloc(record, ci, "PEND");
     if (!clone && ci->packet != NULL) {
-        FwpsReferenceNetBufferList0(ci->packet, FALSE);  /* held until the decision */
+        ProbeReference(ci->packet, FALSE);  /* held until the decision */
         record->referenced = ci->packet;
     }
     InsertTailList(&g_Pended, &record->link);
@@ -770,7 +903,7 @@ static void ProbeFinishRecvAccept(PROBE_PEND *record, UINT32 action)
     if (action == FWP_ACTION_PERMIT) {
         ProbeInjectTransport(record->clone, TRUE, record->v6, record->endpoint);
     } else {
-        FwpsFreeCloneNetBufferList0(record->clone, 0);
+        ProbeFreeCloneNbl(record->clone, 0);
     }
 #endif
 }
@@ -788,18 +921,18 @@ static void ProbeComplete(HANDLE ctx, UINT32 action)
         TraceLoggingHexUInt64((UINT64)(ULONG_PTR)ctx, "ctx"),
         TraceLoggingString(ProbeActionName(action), "action"));
     if (record->referenced != NULL) {
-        FwpsDereferenceNetBufferList0(record->referenced, FALSE);
+        ProbeDereference(record->referenced, FALSE);
     }
     ProbeTraceFree(record);
 #ifndef PROBE_MUTANT_FORGETS_COMPLETE
-    FwpsCompleteOperation0(ctx, NULL);
+    ProbeCompleteOperation(ctx, NULL);
 #else
     if (record->clone != NULL) {  /* the bug: connects are never completed */
-        FwpsCompleteOperation0(ctx, NULL);
+        ProbeCompleteOperation(ctx, NULL);
     }
 #endif
 #ifdef PROBE_MUTANT_COMPLETES_TWICE
-    FwpsCompleteOperation0(ctx, NULL);  /* the bug: a retry path completes again */
+    ProbeCompleteOperation(ctx, NULL);  /* the bug: a retry path completes again */
 #endif
     if (record->clone != NULL) {
         ProbeFinishRecvAccept(record, action);
@@ -829,7 +962,7 @@ static void ProbeOnTransport(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
         ProbePermit(out);
         return;
     }
-    if (!NT_SUCCESS(FwpsAllocateCloneNetBufferList0(ci->packet, NULL, NULL, 0, &copy))) {
+    if (!NT_SUCCESS(ProbeAllocateClone(ci->packet, NULL, NULL, 0, &copy))) {
         ProbePermit(out);
         return;
     }
@@ -847,7 +980,7 @@ static void ProbeOnTransport(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
         if (held != NULL) {
             ExFreePoolWithTag(held, PROBE_TAG_WORK);
         }
-        FwpsFreeCloneNetBufferList0(copy, 0);
+        ProbeFreeCloneNbl(copy, 0);
         ProbePermit(out);
         return;
     }
@@ -890,7 +1023,7 @@ static void ProbeReleaseHeld(UINT64 serial)
         return;  /* drained at closure already */
     }
 #ifdef PROBE_MUTANT_USE_AFTER_FREE_CLONE
-    FwpsFreeCloneNetBufferList0(held->nbl, 0);  /* the bug: freed, then injected */
+    ProbeFreeCloneNbl(held->nbl, 0);  /* the bug: freed, then injected */
 #endif
     ProbeInjectTransport(held->nbl, held->receive, held->v6, held->endpoint);
     ExFreePoolWithTag(held, PROBE_TAG_WORK);
@@ -934,8 +1067,8 @@ static void ProbeAssociateFlow(const PROBE_CI *ci)
     }
     ctx->flow = ci->flow;
     ProbeTraceAlloc(ctx, ci, "FLcx");
-    status = FwpsFlowAssociateContext0(ci->flow, stream->layerId, stream->runtimeId,
-                                       (UINT64)(ULONG_PTR)ctx);
+    status = ProbeFlowAssociate(ci->flow, stream->layerId, stream->layerName, stream->runtimeId,
+                                (UINT64)(ULONG_PTR)ctx);
     if (NT_SUCCESS(status)) {
         ctx->attached = TRUE;
         InsertTailList(&g_FlowContexts, &ctx->link);
@@ -953,14 +1086,14 @@ static void ProbeOnFlowEstablished(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
     {   /* the bug: asynchronous processing is not supported at FLOW_ESTABLISHED */
         HANDLE ctx = NULL;
         UINT64 handle = 0;
-        FwpsPendOperation0(ci->meta->completionHandle, &ctx);
-        if (NT_SUCCESS(FwpsAcquireClassifyHandle0((void *)ci->classifyContext, 0, &handle))) {
-            if (NT_SUCCESS(FwpsPendClassify0(handle, 0, 0, out))) {
+        ProbePendOperation(ci->meta->completionHandle, &ctx);
+        if (NT_SUCCESS(ProbeAcquireClassifyHandle((void *)ci->classifyContext, 0, &handle))) {
+            if (NT_SUCCESS(ProbePendClassify(handle, 0, 0, out))) {
                 FWPS_CLASSIFY_OUT0 done = *out;
                 done.actionType = FWP_ACTION_PERMIT;
-                FwpsCompleteClassify0(handle, 0, &done);
+                ProbeCompleteClassify(handle, 0, &done);
             }
-            FwpsReleaseClassifyHandle0(handle);
+            ProbeReleaseClassifyHandle(handle);
         }
     }
 #endif
@@ -981,7 +1114,8 @@ static void NTAPI ProbeStreamInjected(void *context, PNET_BUFFER_LIST nbl, BOOLE
     PROBE_INJECTED *done = context;
     PROBE_STREAM *s = done->stream;
     UNREFERENCED_PARAMETER(dispatchLevel);
-    FwpsDiscardClonedStreamData0(nbl, 0, FALSE);
+    ProbeTraceInjected(nbl);
+    ProbeDiscardStream(nbl, 0, FALSE);
     s->inFlight--;
     if (s->hasEndpoint) {
         ProbeMaybeFinishClosure(s->endpoint);
@@ -1019,9 +1153,10 @@ static void ProbeDrainStream(UINT64 flow)
                 callout->runtimeId, callout->layerId, FWPS_STREAM_FLAG_SEND, held->nbl,
                 NET_BUFFER_DATA_LENGTH(NET_BUFFER_LIST_FIRST_NB(held->nbl)),
                 ProbeStreamInjected, done);
+            ProbeTraceInject(held->nbl, "stream", status);
         }
         if (!NT_SUCCESS(status)) {
-            FwpsDiscardClonedStreamData0(held->nbl, 0, FALSE);
+            ProbeDiscardStream(held->nbl, 0, FALSE);
             s->inFlight--;
             if (done != NULL) {
                 ExFreePoolWithTag(done, PROBE_TAG_WORK);
@@ -1038,13 +1173,13 @@ static void ProbeAbsorbSegment(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out, PROB
 {
     PNET_BUFFER_LIST copy = NULL;
     PROBE_HELD *held;
-    if (!NT_SUCCESS(FwpsCloneStreamData0(ci->stream, NULL, NULL, 0, &copy))) {
+    if (!NT_SUCCESS(ProbeCloneStream(ci->stream, NULL, NULL, 0, &copy))) {
         ProbePermit(out);
         return;
     }
     held = ProbeAlloc(sizeof(*held), PROBE_TAG_WORK);
     if (held == NULL) {
-        FwpsDiscardClonedStreamData0(copy, 0, FALSE);
+        ProbeDiscardStream(copy, 0, FALSE);
         ProbePermit(out);
         return;
     }
@@ -1079,7 +1214,8 @@ static void ProbeOnStream(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
         s->segments++;
         if (s->segments == 3 && ci->flow % 2 == 0 && ProbeFindFlowContext(ci->flow) != NULL) {
             /* done with it; flowDeleteFn frees it */
-            FwpsFlowRemoveContext0(ci->flow, ci->callout->layerId, ci->callout->runtimeId);
+            ProbeFlowRemove(ci->flow, ci->callout->layerId, ci->callout->layerName,
+                            ci->callout->runtimeId);
         }
     }
     if (ProbeOutOfBand(s)) {
@@ -1108,9 +1244,9 @@ static void ProbeCompleteClosure(UINT64 handle)
     FWPS_CLASSIFY_OUT0 out;
     RtlZeroMemory(&out, sizeof(out));
     out.actionType = FWP_ACTION_PERMIT;
-    FwpsCompleteClassify0(handle, 0, &out);
+    ProbeCompleteClassify(handle, 0, &out);
 #ifndef PROBE_MUTANT_LEAKS_CLASSIFY_HANDLE
-    FwpsReleaseClassifyHandle0(handle);
+    ProbeReleaseClassifyHandle(handle);
 #endif
 }
 
@@ -1195,12 +1331,12 @@ static void ProbeOnClosure(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
         ProbeForget(endpoint);
         return;
     }
-    if (!NT_SUCCESS(FwpsAcquireClassifyHandle0((void *)ci->classifyContext, 0, &handle))) {
+    if (!NT_SUCCESS(ProbeAcquireClassifyHandle((void *)ci->classifyContext, 0, &handle))) {
         ProbeFreeEndpointContext(endpoint);
         return;
     }
-    if (!NT_SUCCESS(FwpsPendClassify0(handle, 0, 0, out))) {
-        FwpsReleaseClassifyHandle0(handle);
+    if (!NT_SUCCESS(ProbePendClassify(handle, 0, 0, out))) {
+        ProbeReleaseClassifyHandle(handle);
         ProbeFreeEndpointContext(endpoint);
         return;
     }
@@ -1234,7 +1370,7 @@ void ProbeDeferDpc(PKDPC dpc, PVOID context, PVOID argument1, PVOID argument2)
         ProbeDrainStream(d->key);
         break;
     case DEFER_COMPLETE_REAUTH:
-        FwpsCompleteOperation0((HANDLE)(ULONG_PTR)d->key, NULL);
+        ProbeCompleteOperation((HANDLE)(ULONG_PTR)d->key, NULL);
         break;
     default:
         break;
@@ -1256,7 +1392,7 @@ static void ProbeAnswerReauth(const PROBE_CI *ci, FWPS_CLASSIFY_OUT0 *out)
 #ifdef PROBE_MUTANT_ABSORBS_AFTER_CANNOT_PEND
     if (ci->family == FAM_CONNECT) {
         HANDLE ctx = NULL;
-        if (!NT_SUCCESS(FwpsPendOperation0(ci->meta->completionHandle, &ctx))) {
+        if (!NT_SUCCESS(ProbePendOperation(ci->meta->completionHandle, &ctx))) {
             out->actionType = FWP_ACTION_BLOCK;  /* the bug: nothing was pended */
             out->flags |= FWPS_CLASSIFY_OUT_FLAG_ABSORB;
             return;
@@ -1273,7 +1409,7 @@ static void ProbeTryPendReauth(const PROBE_CI *ci)
     if (!(ci->canPend && ci->rights)) {
         return;
     }
-    if (NT_SUCCESS(FwpsPendOperation0(ci->meta->completionHandle, &ctx))) {
+    if (NT_SUCCESS(ProbePendOperation(ci->meta->completionHandle, &ctx))) {
         ProbeDefer(DEFER_COMPLETE_REAUTH, (UINT64)(ULONG_PTR)ctx, 0, 0);
     }
 }
@@ -1441,12 +1577,15 @@ static void NTAPI ProbeClassify(const FWPS_INCOMING_VALUES0 *in,
     if (ProbeCalloutFor(in->layerId) == NULL) {
         return;
     }
+    UINT64 outer = g_CurrentClassify;
     ProbeReadClassify(in, meta, layerData, classifyContext, out, &ci);
     TraceLoggingWrite(g_Trace, "classify", TraceLoggingUInt64(id, "id"),
         TraceLoggingString(ci.callout->layerName, "layer"),
         TraceLoggingBoolean(ci.reauth, "reauth"), TraceLoggingBoolean(ci.canPend, "can_pend"),
         TraceLoggingBoolean(ci.rights, "rights"));
+    g_CurrentClassify = id;
     ProbeDispatch(&ci, out);
+    g_CurrentClassify = outer;
     TraceLoggingWrite(g_Trace, "classify_done", TraceLoggingUInt64(id, "id"),
         TraceLoggingString(ProbeActionName(out->actionType), "action"),
         TraceLoggingBoolean((out->flags & FWPS_CLASSIFY_OUT_FLAG_ABSORB) != 0, "absorb"),

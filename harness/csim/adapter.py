@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import ctypes as C
 import functools
+import json
 import shutil
 import tempfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.callouts.settings import CalloutSettings
 from harness.csim import ffi
@@ -54,6 +55,8 @@ STATUS_NOT_SUPPORTED = 0xC00000BB
 STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
 NOTIFY_TYPES = {"add_filter": 0, "delete_filter": 1}
 MAX_WSTRING = 4096
+#: The driver's TraceLogging stream is kept beside the trace, in this file.
+TLG_SUFFIX = ".driver-tlg.jsonl"
 
 
 def _signed(value: int) -> int:
@@ -95,6 +98,7 @@ class CCallout:
         self._obj_of_ptr: dict[int, int] = {}
         self._ptr_of_obj: dict[int, int] = {}
         self.tlg_events: list[tuple[str, dict[str, object]]] = []
+        self._sidecar: IO[str] | None = None
         self.flush: Callable[[], None] = lambda: None
         self._host = self._make_host()
 
@@ -122,6 +126,10 @@ class CCallout:
         """DriverEntry, then the configuration IOCTL."""
         self._api = api
         self.flush = flush_hook(api)
+        trace = trace_path(api)
+        if trace is not None and self._sidecar is None:
+            # the driver's own TraceLogging stream, for the cross-check
+            self._sidecar = open(f"{trace}{TLG_SUFFIX}", "w", encoding="utf-8")  # noqa: SIM115
         if self._loaded:
             return
         status = self._enter(self._lib.csim_driver_entry)
@@ -235,7 +243,11 @@ class CCallout:
 
     def _enter(self, fn: Callable[..., Any], *args: Any) -> Any:
         self.flush()  # the trace so far is on disk should the driver crash
+        if self._sidecar is not None:
+            self._sidecar.flush()
         result = fn(*args)
+        if self._sidecar is not None:
+            self._sidecar.flush()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -421,8 +433,22 @@ class CCallout:
             packet = self._lib.csim_packet_of(_int(fields, "packet"))
             api.queue(packet, _int(fields, "endpoint"))
             fields = {**fields, "packet": packet}
+        else:
+            fields = self._engine_ids(name, fields)
         if len(self.tlg_events) < MAX_TLG_EVENTS:
             self.tlg_events.append((name, fields))
+            if self._sidecar is not None:
+                self._sidecar.write(json.dumps({"ev": name, **fields}) + "\n")
+
+    def _engine_ids(self, name: str, fields: dict[str, object]) -> dict[str, object]:
+        """The driver's pointers (NET_BUFFER_LISTs, its contexts) as the engine's ids."""
+        out = dict(fields)
+        for key in ("packet", "of"):
+            if key in out:
+                out[key] = self._lib.csim_packet_of(_int(out, key))
+        if name == "flow_associate" and "ctx" in out:
+            out["ctx"] = self._obj_of_ptr.get(_int(out, "ctx"), _int(out, "ctx"))
+        return out
 
 
 def _int(fields: dict[str, object], key: str) -> int:
@@ -469,10 +495,19 @@ def _wide(address: int | None) -> str:
     return bytes(b for u in chars for b in u.to_bytes(2, "little")).decode("utf-16-le", "replace")
 
 
+def _trace_stream(api: CalloutApi) -> object:
+    writer = getattr(getattr(api, "_k", None), "writer", None)
+    return getattr(writer, "_stream", None)
+
+
 def flush_hook(api: CalloutApi) -> Callable[[], None]:
     """How to flush the engine's trace file before control enters the driver."""
-    writer = getattr(getattr(api, "_k", None), "writer", None)
-    stream = getattr(writer, "_stream", None)
-    flush = getattr(stream, "flush", None)
+    flush = getattr(_trace_stream(api), "flush", None)
     return flush if callable(flush) else (lambda: None)
+
+
+def trace_path(api: CalloutApi) -> str | None:
+    """The engine's trace file, when it writes one."""
+    name = getattr(_trace_stream(api), "name", None)
+    return name if isinstance(name, str) else None
 

@@ -63,6 +63,7 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path) -> T:
     if payload:
         kind, value = pickle.loads(payload)
         if kind == "ok":
+            _cross_check(scenario, trace)
             return cast(T, value)
         raise _rebuild(value)
     raise DriverCrashed(_crash_message(scenario, status, report, trace, timeout_s))
@@ -151,6 +152,21 @@ def _addr2line(lib: Path, sym: str, *, exact: bool = False) -> str | None:
     if len(parts) < 2 or parts[0] == "??":
         return None
     return f"{parts[0]} at {parts[1].rsplit('/', 1)[-1]}"
+
+
+def _cross_check(scenario: str, trace: Path) -> None:
+    """The driver's TraceLogging stream must agree with the engine's trace."""
+    from harness.csim.adapter import TLG_SUFFIX
+    from harness.csim.crosscheck import compare
+
+    stream = Path(f"{trace}{TLG_SUFFIX}")
+    if not stream.is_file() or not trace.is_file():
+        return
+    problems = compare(trace, stream)
+    if problems:
+        raise TargetError(
+            f"scenario {scenario!r}: the driver's TraceLogging stream ({stream}) disagrees with "
+            f"the engine's trace ({trace}): " + "; ".join(problems))
 
 
 _ERRORS: dict[str, type[HarnessError]] = {
