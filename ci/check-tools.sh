@@ -30,7 +30,15 @@ need_cmd busybox busybox-static
 need_cmd cpio cpio
 need_cmd mke2fs e2fsprogs
 need_cmd setpriv util-linux
+need_cmd unshare util-linux
+need_cmd ip iproute2
+need_cmd ss iproute2
+need_cmd virt-ssh-helper libvirt-daemon
 need_cmd gcc gcc
+need_cmd nm binutils
+need_cmd addr2line binutils
+need_file /usr/lib/x86_64-linux-gnu/libasan.so.8 libasan8
+need_file /usr/lib/x86_64-linux-gnu/libubsan.so.1 libubsan1
 need_cmd x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
 command -v wine64 >/dev/null 2>&1 || command -v wine >/dev/null 2>&1 || \
     need_file /usr/lib/wine/wine64 wine64

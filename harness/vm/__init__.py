@@ -8,7 +8,9 @@ Module map (each has one job):
 ``tomlfile``   strict TOML reading with one-line ``FILE:LINE: KEY`` errors
 ``metadata``   the harness's ``<ch:lease>`` domain metadata (lease record)
 ``domainxml``  domain XML rendered from ``fixtures/templates``
-``images``     qcow2 overlays and other files on the hypervisor
+``images``     qcow2 overlays and other files on the hypervisor (HostFiles)
+``storage``    the same through libvirt's storage pool API, for remote hypervisors
+``hostssh``    SSH to a remote hypervisor: tunnels to guest forwards, host keys
 ``connection`` the only libvirt import; libvirtError -> VmError
 ``lease``      atomic slot leases (the domain name is the lock), reclaiming
 ``provision``  :func:`~harness.vm.provision.leased_machine`: boot, snapshots, revert

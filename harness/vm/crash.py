@@ -26,7 +26,6 @@ from typing import Any
 
 from harness.errors import GuestCrashed, VmError
 from harness.vm.connection import libvirt_errors, libvirt_module
-from harness.vm.images import remove_files
 from harness.vm.provision import Machine
 from harness.vm.wait import WaitTimeout, wait_until
 
@@ -149,7 +148,7 @@ class CrashWatch:
         try:
             dump_memory(machine, remote, fmt, timeout_s=timeout_s)
             saved = output_dir / f"{machine.name}-{stamp}.{suffix}"
-            machine.lease.shell.fetch(remote, saved)
+            machine.lease.store.fetch(remote, saved)
             dump = saved
             machine.report_step("dump", f"saved {dump}", done=True,
                                 elapsed_s=time.monotonic() - started)
@@ -157,10 +156,10 @@ class CrashWatch:
             dump_error = str(exc)
         finally:
             with contextlib.suppress(VmError):
-                remove_files(machine.lease.shell, [remote])
+                machine.lease.store.remove([remote])
         serial_copy = output_dir / f"{machine.name}-serial.log"
         try:
-            machine.lease.shell.fetch(machine.serial_log, serial_copy)
+            machine.lease.store.fetch(machine.serial_log, serial_copy)
             serial: Path | None = serial_copy
         except VmError:
             serial = None

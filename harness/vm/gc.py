@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.errors import VmError
 from harness.vm.connection import connection, libvirt_errors, libvirt_module
-from harness.vm.images import ShellFactory, shell_for_uri
+from harness.vm.images import ShellFactory, close_shell, files_for, shell_for_uri
 from harness.vm.lease import read_record, remove_domain
 from harness.vm.metadata import LeaseRecord
 
@@ -84,15 +84,19 @@ def collect_garbage(
     errors: list[str] = []
     for uri in uris:
         shell = shell_factory(uri)
-        with connection(uri) as conn:
-            for item in _harness_domains(conn, uri):
-                if item.stale_reason is None and not include_live:
-                    continue
-                try:
-                    if remove_domain(conn, item.uuid, item.files, shell):
-                        removed.append(item)
-                except VmError as exc:
-                    errors.append(str(exc))
+        try:
+            with connection(uri) as conn:
+                store = files_for(uri, shell, conn)
+                for item in _harness_domains(conn, uri):
+                    if item.stale_reason is None and not include_live:
+                        continue
+                    try:
+                        if remove_domain(conn, item.uuid, item.files, store):
+                            removed.append(item)
+                    except VmError as exc:
+                        errors.append(str(exc))
+        finally:
+            close_shell(shell)
     if errors:
         raise VmError("gc could not remove everything: " + "; ".join(errors))
     return removed

@@ -1,26 +1,31 @@
 """Disk files on the hypervisor: qcow2 overlays over read-only base images.
 
-Overlays, NVRAM copies, serial logs and dumps live on the machine that runs
-the VM, which for ``qemu+ssh://hv2/system`` is not this one. File work
-therefore goes through a :class:`HostShell`: :class:`LocalShell` runs
-commands here (optionally under a prefix such as ``setpriv`` so the files
-belong to the user a session-mode libvirtd runs QEMU as), :class:`SshShell`
-runs them on the hypervisor with the system ``ssh`` client, reusing the
-same host and user as the libvirt URI.
+Overlays, NVRAM copies, saved states, serial logs and dumps live on the
+machine that runs the VM, which for ``qemu+ssh://hv2/system`` is not this
+one. The harness works on them through :class:`HostFiles`, a handful of
+file operations with two implementations:
+
+* :class:`ShellFiles` runs commands through a :class:`HostShell`:
+  :class:`LocalShell` here (optionally under a prefix such as ``setpriv`` so
+  the files belong to the user a session-mode libvirtd runs QEMU as);
+* :class:`harness.vm.storage.PoolFiles`, for remote hypervisors, goes
+  through libvirt's storage pool API, with SSH
+  (:class:`harness.vm.hostssh.HypervisorSsh`) only where libvirt has no call.
+
+:func:`files_for` picks one for a URI.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from harness.errors import VmError
@@ -80,43 +85,19 @@ class LocalShell:
             raise VmError(f"copying {remote} to {local}: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class SshShell:
-    """Commands on a remote hypervisor over the system ssh client."""
-
-    destination: str  # [user@]host
-    port: int | None = None
-
-    @property
-    def description(self) -> str:
-        return self.destination
-
-    def _ssh(self) -> list[str]:
-        argv = ["ssh", "-o", "BatchMode=yes"]
-        if self.port:
-            argv += ["-p", str(self.port)]
-        return [*argv, self.destination, "--"]
-
-    def run(self, argv: Sequence[str], *, timeout_s: float = COMMAND_TIMEOUT_S) -> str:
-        command = " ".join(shlex.quote(a) for a in argv)
-        return _run([*self._ssh(), command], f"{argv[0]} on {self.destination}", timeout_s)
-
-    def fetch(self, remote: Path, local: Path) -> None:
-        local.parent.mkdir(parents=True, exist_ok=True)
-        argv = ["scp", "-q", "-o", "BatchMode=yes"]
-        if self.port:
-            argv += ["-P", str(self.port)]
-        _run([*argv, f"{self.destination}:{remote}", str(local)], f"scp from {self.destination}",
-             COMMAND_TIMEOUT_S)
-
-
 def shell_for_uri(uri: str) -> HostShell:
-    """The shell that reaches the files of domains on ``uri``."""
+    """The shell that reaches the files of domains on ``uri``: a
+    :class:`~harness.vm.hostssh.HypervisorSsh` (paramiko, host keys checked)
+    for ``qemu+ssh://`` and the libssh transports, else a local one."""
+    from harness.vm.hostssh import hypervisor_address
+
     parts = urlsplit(uri)
     transport = parts.scheme.partition("+")[2]
-    if parts.hostname and transport in ("ssh", "libssh", "libssh2"):
-        user = f"{parts.username}@" if parts.username else ""
-        return SshShell(f"{user}{parts.hostname}", parts.port)
+    address = hypervisor_address(uri)
+    if address is not None:
+        from harness.vm.hostssh import HypervisorSsh
+
+        return HypervisorSsh(address)
     if parts.hostname and parts.hostname not in ("localhost", "127.0.0.1"):
         raise VmError(
             f"{uri}: cannot manage disk files on {parts.hostname} over {transport or 'tcp'};"
@@ -154,8 +135,97 @@ def _session_owner_shell(query: str) -> LocalShell | None:
 ShellFactory = Callable[[str], HostShell]
 
 
+def close_shell(shell: HostShell) -> None:
+    """End a shell's connection if it holds one (a remote hypervisor's SSH)."""
+    closer = getattr(shell, "close", None)
+    if callable(closer):
+        closer()
+
+
+class HostFiles(Protocol):
+    """The file operations the harness needs on a hypervisor."""
+
+    @property
+    def description(self) -> str:
+        ...
+
+    def make_dir(self, path: Path) -> None:
+        """Create ``path`` (and parents) if missing."""
+        ...
+
+    def create_overlay(self, backing: Path, backing_format: str, overlay: Path) -> None:
+        """A new thin qcow2 ``overlay`` over ``backing`` (replacing any old one)."""
+        ...
+
+    def remove(self, paths: Sequence[Path]) -> None:
+        """Delete files (and a lease's ``.states`` folder); missing ones are fine."""
+        ...
+
+    def copy(self, source: Path, dest: Path, *, mode: int) -> None:
+        """Copy ``source`` to ``dest`` (replacing it), with permissions ``mode``."""
+        ...
+
+    def rename(self, source: Path, dest: Path) -> None:
+        ...
+
+    def make_read_only(self, paths: Sequence[Path]) -> None:
+        ...
+
+    def fetch(self, remote: Path, local: Path) -> None:
+        """Copy a file from the hypervisor to ``local`` on this machine."""
+        ...
+
+
+@dataclass(frozen=True)
+class ShellFiles:
+    """HostFiles by commands (mkdir, qemu-img, rm, install, mv, chmod) on a shell."""
+
+    shell: HostShell
+
+    @property
+    def description(self) -> str:
+        return self.shell.description
+
+    def make_dir(self, path: Path) -> None:
+        self.shell.run(["mkdir", "-p", "--", str(path)])
+
+    def create_overlay(self, backing: Path, backing_format: str, overlay: Path) -> None:
+        self.shell.run(["mkdir", "-p", "--", str(overlay.parent)])
+        self.shell.run(["rm", "-f", "--", str(overlay)])
+        self.shell.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(backing), "-F",
+                        backing_format, str(overlay)])
+
+    def remove(self, paths: Sequence[Path]) -> None:
+        remove_files(self.shell, paths)
+
+    def copy(self, source: Path, dest: Path, *, mode: int) -> None:
+        self.shell.run(["install", "-m", f"{mode:04o}", "--", str(source), str(dest)])
+
+    def rename(self, source: Path, dest: Path) -> None:
+        self.shell.run(["mv", "-f", "--", str(source), str(dest)])
+
+    def make_read_only(self, paths: Sequence[Path]) -> None:
+        if paths:
+            self.shell.run(["chmod", "a-w", "--", *(str(p) for p in paths)])
+
+    def fetch(self, remote: Path, local: Path) -> None:
+        self.shell.fetch(remote, local)
+
+
+def files_for(uri: str, shell: HostShell, conn: Any) -> HostFiles:
+    """How to work on the files of domains on ``uri``: libvirt's storage API
+    (SSH for the rest) on a remote hypervisor, ``shell`` commands on this one."""
+    from harness.vm.hostssh import hypervisor_address
+
+    if hypervisor_address(uri) is not None and conn is not None:
+        from harness.vm.storage import PoolFiles
+
+        return PoolFiles(conn, shell)
+    return ShellFiles(shell)
+
+
 def create_overlay(
-    shell: HostShell,
+    files: HostFiles,
     *,
     base: Path,
     base_format: str,
@@ -166,9 +236,7 @@ def create_overlay(
     """Create a qcow2 overlay on top of ``base`` (which is never written)."""
     started = time.monotonic()
     report(progress, "overlay", slot, f"creating {overlay.name} over {base}")
-    shell.run(["mkdir", "-p", str(overlay.parent)])
-    shell.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_format,
-               str(overlay)])
+    files.create_overlay(base, base_format, overlay)
     report(progress, "overlay", slot, f"created {overlay.name}", done=True,
            elapsed_s=time.monotonic() - started)
 

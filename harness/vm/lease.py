@@ -37,7 +37,14 @@ from harness.vm.connection import (
     open_connection,
 )
 from harness.vm.domainxml import RenderedDomain, render_domain, render_metadata
-from harness.vm.images import HostShell, ShellFactory, remove_files, shell_for_uri
+from harness.vm.images import (
+    HostFiles,
+    HostShell,
+    ShellFactory,
+    close_shell,
+    files_for,
+    shell_for_uri,
+)
 from harness.vm.metadata import NAMESPACE, PREFIX, LeaseRecord, record_from_domain_xml
 from harness.vm.pool import Pool, Slot, slot_order
 from harness.vm.wait import WaitTimeout, wait_until
@@ -56,6 +63,8 @@ class Lease:
     domain: Any
     rendered: RenderedDomain
     shell: HostShell
+    #: file work on the slot's hypervisor (storage pool API when it is remote)
+    store: HostFiles
     released: bool = field(default=False)
 
     @property
@@ -117,7 +126,7 @@ def undefine_flags(domain_xml: str) -> int:
     return flags
 
 
-def remove_domain(conn: Any, uuid: str, files: list[Path], shell: HostShell) -> bool:
+def remove_domain(conn: Any, uuid: str, files: list[Path], store: HostFiles) -> bool:
     """Destroy and undefine the domain with ``uuid`` and delete ``files``.
 
     Returns False if no such domain exists any more (someone else removed
@@ -136,7 +145,7 @@ def remove_domain(conn: Any, uuid: str, files: list[Path], shell: HostShell) -> 
         if domain.isActive():
             domain.destroy()
         xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-        remove_files(shell, files)
+        store.remove(files)
         if domain.isPersistent():
             domain.undefineFlags(undefine_flags(xml))
     except libvirt.libvirtError as exc:
@@ -181,7 +190,8 @@ def try_lease(
             domain = _define(conn, rendered.xml, slot)
             if domain is not None:
                 return Lease(slot=slot, record=record, uuid=domain_uuid, conn=conn,
-                             domain=domain, rendered=rendered, shell=shell)
+                             domain=domain, rendered=rendered, shell=shell,
+                             store=files_for(slot.uri, shell, conn))
             if not reclaim_if_stale(conn, slot, shell):
                 break
         close_quietly(conn)
@@ -208,7 +218,7 @@ def reclaim_if_stale(conn: Any, slot: Slot, shell: HostShell) -> bool:
     if reason is None:
         return False
     log.warning("reclaiming slot %s from run %s: %s", slot.name, record.run_id, reason)
-    remove_domain(conn, holder_uuid, record.files, shell)
+    remove_domain(conn, holder_uuid, record.files, files_for(slot.uri, shell, conn))
     return True
 
 
@@ -229,11 +239,16 @@ def acquire(
 
     def any_slot() -> bool:
         for slot in order:
-            lease = try_lease(slot, run_id=run_id, ttl_s=pool.lease_ttl_s,
-                              shell=shell_factory(slot.uri))
+            shell = shell_factory(slot.uri)
+            try:
+                lease = try_lease(slot, run_id=run_id, ttl_s=pool.lease_ttl_s, shell=shell)
+            except BaseException:
+                close_shell(shell)
+                raise
             if lease is not None:
                 won.append(lease)
                 return True
+            close_shell(shell)
         return False
 
     try:
@@ -305,7 +320,8 @@ def release(lease: Lease) -> None:
     if lease.released:
         return
     try:
-        remove_domain(lease.conn, lease.uuid, lease.files, lease.shell)
+        remove_domain(lease.conn, lease.uuid, lease.files, lease.store)
     finally:
         lease.released = True
         close_quietly(lease.conn)
+        close_shell(lease.shell)  # a remote hypervisor's SSH connection and the slot's tunnels

@@ -146,7 +146,8 @@ class LeaseRecord:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host."""
+    """Whether a process with this pid exists on this host (a zombie, killed
+    but not yet reaped by its parent, does not count)."""
     if pid <= 0:
         return False
     try:
@@ -154,8 +155,18 @@ def process_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+        pass  # exists, owned by someone else
+    return process_state(pid) not in ("Z", "X")
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of ``pid`` from /proc ("" if unknown)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()
+    return fields[0] if fields else ""
 
 
 def process_start(pid: int) -> str:

@@ -17,7 +17,11 @@ A pool is TOML::
     profile = "win11"
     overlay_dir = "/srv/overlays"   # per-slot override
 
-Each slot names a profile, found by name in the profile directories. Loading
+A slot on a remote hypervisor (``qemu+ssh://``, ``qemu+libssh://``) has its
+files made through libvirt's storage pool API (:mod:`harness.vm.storage`)
+and its guest's forwarded ports reached through an SSH tunnel per slot
+(:mod:`harness.vm.hostssh`), the hypervisor's host key checked against
+known_hosts. Each slot names a profile, found by name in the profile directories. Loading
 validates everything (unknown keys, duplicate slot names, unknown profiles)
 with one-line errors, and needs no libvirt; leasing lives in
 :mod:`harness.vm.lease`.

@@ -29,12 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.errors import VmError
+from harness.errors import TargetError, VmError
 from harness.vm.connection import libvirt_errors, libvirt_module
 from harness.vm.images import ShellFactory, create_overlay, shell_for_uri
 from harness.vm.lease import Lease, acquire, choose_host_ports, redefine, release, renew
 from harness.vm.pool import Pool
-from harness.vm.profile import Profile
+from harness.vm.profile import LOOPBACK, Profile
 from harness.vm.progress import Progress, report
 from harness.vm.snapshots import SnapshotStore, store_for_lease
 from harness.vm.wait import wait_http_answer, wait_ssh_banner, wait_until
@@ -74,6 +74,8 @@ class Machine:
         self.ready = ready
         self.ttl_s = ttl_s
         self._snapshots: SnapshotStore | None = None
+        #: remote port -> Tunnel, for slots on a remote hypervisor (closed at release)
+        self._tunnels: dict[int, Any] = {}
 
     # -- facts -----------------------------------------------------------
     @property
@@ -111,10 +113,22 @@ class Machine:
         if transport is None:
             raise VmError(f"profile {self.profile.name} has no {transport_kind} transport")
         if transport.forward is not None:
-            return transport.host, self.host_ports[transport.forward]
+            port = self.host_ports[transport.forward]
+            opener = getattr(self.lease.shell, "open_tunnel", None)
+            if callable(opener):
+                # the forward listens on the remote hypervisor's loopback
+                return LOOPBACK, self._tunnel(opener, port)
+            return transport.host, port
         if transport.port is None:
             raise VmError(f"profile {self.profile.name}: {transport_kind} has no port")
         return transport.host, transport.port
+
+    def _tunnel(self, opener: Callable[[int], Any], remote_port: int) -> int:
+        """The local port of this slot's tunnel to ``remote_port`` on the hypervisor."""
+        tunnel = self._tunnels.get(remote_port)
+        if tunnel is None or tunnel.closed:
+            tunnel = self._tunnels[remote_port] = opener(remote_port)
+        return int(tunnel.local_port)
 
     def state(self) -> tuple[int, int]:
         """libvirt (state, reason) of the domain."""
@@ -132,7 +146,7 @@ class Machine:
 
     def create_overlay(self) -> None:
         image = self.profile.image
-        create_overlay(self.lease.shell, base=image.base, base_format=image.format,
+        create_overlay(self.lease.store, base=image.base, base_format=image.format,
                        overlay=self.overlay, progress=self.progress, slot=self.name)
 
     def boot(self, timeout_s: float = BOOT_TIMEOUT_S) -> float:
@@ -291,10 +305,26 @@ def leased_machine(
             machine.boot(boot_timeout_s)
             machine.take_snapshot(lease.slot.profile.snapshots.clean)
             yield machine
-        finally:
-            started = time.monotonic()
-            report(progress, "teardown", lease.name, "destroying the domain and its overlay")
-            with held_signals():
-                release(lease)
-            report(progress, "teardown", lease.name, "done", done=True,
-                   elapsed_s=time.monotonic() - started)
+        except BaseException as exc:
+            # The first error is the one to report: a teardown that fails after it
+            # is added to its message, never put in its place.
+            try:
+                _teardown(lease, progress)
+            except Exception as cleanup:
+                if isinstance(exc, TargetError) and len(exc.args) == 1:
+                    exc.args = (f"{exc.args[0]} (cleaning up afterwards also failed: "
+                                f"{cleanup})",)
+                else:
+                    exc.add_note(f"cleaning up afterwards also failed: {cleanup}")
+            raise
+        else:
+            _teardown(lease, progress)
+
+
+def _teardown(lease: Lease, progress: Progress | None) -> None:
+    started = time.monotonic()
+    report(progress, "teardown", lease.name, "destroying the domain and its overlay")
+    with held_signals():
+        release(lease)
+    report(progress, "teardown", lease.name, "done", done=True,
+           elapsed_s=time.monotonic() - started)

@@ -162,19 +162,19 @@ class SavedStateSnapshots:
 
     def take(self, name: str) -> None:
         libvirt = libvirt_module()
-        shell, lease = self.lease.shell, self.lease
-        shell.run(["mkdir", "-p", str(self.folder)])
+        store, lease = self.lease.store, self.lease
+        store.make_dir(self.folder)
         save, frozen = self.save_file(name), self.frozen_overlay(name)
-        shell.run(["rm", "-f", "--", str(save), str(frozen), str(self.frozen_nvram(name))])
+        store.remove([save, frozen, self.frozen_nvram(name)])
         with libvirt_errors(f"saving the state of {lease.name} as {name!r}"):
+            # written by the hypervisor, next to the overlay
             lease.domain.saveFlags(str(save), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
         # QEMU is gone: the overlay and NVRAM are exactly the saved moment's
-        shell.run(["mv", "-f", "--", str(lease.record.overlay), str(frozen)])
-        read_only = [str(save), str(frozen)]
+        store.rename(lease.record.overlay, frozen)
+        read_only = [save, frozen]
         if self._nvram is not None:
-            shell.run(["cp", "--", str(self._nvram), str(self.frozen_nvram(name))])
-            read_only.append(str(self.frozen_nvram(name)))
-        shell.run(["chmod", "a-w", "--", *read_only])
+            store.copy(self._nvram, self.frozen_nvram(name), mode=0o400)
+        store.make_read_only(read_only)
         self._names.add(name)
         self.revert(name)
 
@@ -182,18 +182,15 @@ class SavedStateSnapshots:
         if name not in self._names:
             raise VmError(f"{self.lease.name} has no saved state {name!r}")
         libvirt = libvirt_module()
-        shell, lease = self.lease.shell, self.lease
+        store, lease = self.lease.store, self.lease
         with libvirt_errors(f"stopping {lease.name} to revert it to {name!r}"):
             if lease.domain.isActive():
                 lease.domain.destroy()
         overlay = lease.record.overlay
-        shell.run(["rm", "-f", "--", str(overlay)])
-        shell.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b",
-                   str(self.frozen_overlay(name)), "-F", "qcow2", str(overlay)])
+        store.create_overlay(self.frozen_overlay(name), "qcow2", overlay)
         if self._nvram is not None:
             # a writable copy: the firmware writes its variables while it runs
-            shell.run(["install", "-m", "0600", "--", str(self.frozen_nvram(name)),
-                       str(self._nvram)])
+            store.copy(self.frozen_nvram(name), self._nvram, mode=0o600)
         save = str(self.save_file(name))
         with libvirt_errors(f"reading the saved state {name!r} of {lease.name}"):
             saved_xml = lease.conn.saveImageGetXMLDesc(
@@ -206,8 +203,7 @@ class SavedStateSnapshots:
         # The frozen overlay stays until release: the live overlay or a later
         # state may be layered over it.
         if name in self._names:
-            self.lease.shell.run(["rm", "-f", "--", str(self.save_file(name)),
-                                  str(self.frozen_nvram(name))])
+            self.lease.store.remove([self.save_file(name), self.frozen_nvram(name)])
             self._names.discard(name)
 
 

@@ -35,6 +35,7 @@ def test_ssh_command_and_python_run_in_the_guest(tcg_guest: TcgGuest) -> None:
     assert result.stdout.split() == ["Linux", "4"]
 
 
+@pytest.mark.uefi
 def test_uefi_guest_runs_on_ovmf_from_a_fresh_overlay_over_its_frozen_state(
     uefi_guest: TcgGuest,
 ) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import VmError
-from harness.vm.images import LocalShell, SshShell, copy_image, create_overlay, shell_for_uri
+from harness.vm.hostssh import HypervisorAddress, HypervisorSsh
+from harness.vm.images import LocalShell, ShellFiles, copy_image, create_overlay, shell_for_uri
 from harness.vm.progress import ProgressEvent
 
 
@@ -25,7 +26,7 @@ def test_overlay_points_at_the_base_and_leaves_it_alone(tmp_path: Path, base: Pa
     before = base.read_bytes()
     overlay = tmp_path / "slots" / "ch-a-1234.qcow2"
     events: list[ProgressEvent] = []
-    create_overlay(LocalShell(), base=base, base_format="qcow2", overlay=overlay,
+    create_overlay(ShellFiles(LocalShell()), base=base, base_format="qcow2", overlay=overlay,
                    progress=events.append, slot="ch-a")
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(overlay)],
                                      capture_output=True, text=True, check=True).stdout)
@@ -46,12 +47,17 @@ def test_image_copy_reports_progress(tmp_path: Path, base: Path) -> None:
 
 def test_failures_become_vm_errors(tmp_path: Path) -> None:
     with pytest.raises(VmError, match="qemu-img on this host: exit 1"):
-        create_overlay(LocalShell(), base=tmp_path / "missing.qcow2", base_format="qcow2",
+        create_overlay(ShellFiles(LocalShell()), base=tmp_path / "missing.qcow2", base_format="qcow2",
                        overlay=tmp_path / "o.qcow2")
 
 
 def test_remote_uris_get_an_ssh_shell() -> None:
-    assert shell_for_uri("qemu+ssh://ci@hv2:2222/system") == SshShell("ci@hv2", 2222)
+    remote = shell_for_uri("qemu+ssh://ci@hv2:2222/system")
+    assert isinstance(remote, HypervisorSsh)
+    assert remote.address == HypervisorAddress("hv2", 2222, "ci", None, None)
+    libssh = shell_for_uri("qemu+libssh://hv3/session?keyfile=/k&known_hosts=/kh&sshauth=privkey")
+    assert isinstance(libssh, HypervisorSsh)
+    assert libssh.address == HypervisorAddress("hv3", 22, None, Path("/k"), Path("/kh"))
     assert isinstance(shell_for_uri("qemu:///system"), LocalShell)
     assert isinstance(shell_for_uri("qemu+unix:///session?socket=/tmp/s"), LocalShell)
     with pytest.raises(VmError, match="use a qemu\\+ssh:// URI"):
