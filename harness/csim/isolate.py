@@ -20,6 +20,7 @@ import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -43,8 +44,65 @@ def in_child() -> bool:
     return _in_child
 
 
-def run_isolated(fn: Callable[[], T], scenario: str, trace: Path) -> T:
-    """``fn()`` in a forked child; its result, its exception, or DriverCrashed."""
+def mark_child() -> None:
+    global _in_child
+    _in_child = True
+
+
+def sanitizer_env() -> dict[str, str]:
+    """The environment of a child that loads a sanitizer build."""
+    from harness.csim.build import gcc
+
+    libasan = subprocess.run([gcc(), "-print-file-name=libasan.so"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    if not libasan or not Path(libasan).exists():
+        raise UsageError("the sanitizer build needs libasan (apt-get install libasan8)")
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = str(Path(libasan).resolve())
+    # CPython keeps memory until exit by design: leak reports would be noise
+    env["ASAN_OPTIONS"] = "detect_leaks=0:halt_on_error=1:abort_on_error=1"
+    env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+    return env
+
+
+def run_sanitized(job: tuple[object, ...], scenario: str, trace: Path) -> Any:
+    """One scenario in a new interpreter with the sanitizer runtime preloaded."""
+    timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    with tempfile.TemporaryDirectory(prefix="csim-child-") as tmp:
+        result = Path(tmp) / "result.pickle"
+        err_path = Path(tmp) / "stderr"
+        with err_path.open("wb") as err:
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "harness.csim.child", str(result)],
+                    input=pickle.dumps(job), stdout=subprocess.DEVNULL, stderr=err,
+                    env=sanitizer_env(), timeout=timeout_s, check=False)
+                status = done.returncode
+            except subprocess.TimeoutExpired:
+                status = -signal.SIGKILL
+        report = err_path.read_bytes()[: 1 << 20].decode("utf-8", "replace")
+        payload = result.read_bytes() if result.is_file() else b""
+    if payload:
+        kind, value = pickle.loads(payload)
+        if kind == "ok":
+            _cross_check(scenario, trace)
+            return value
+        raise _rebuild(value)
+    wait_status = -status if status < 0 else status << 8  # as os.waitpid reports it
+    raise DriverCrashed(_crash_message(scenario, wait_status, report, trace, timeout_s))
+
+
+def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
+                 job: tuple[object, ...] | None = None) -> T:
+    """``fn()`` in a forked child; its result, its exception, or DriverCrashed.
+
+    With the sanitizer build (``CALLOUT_HARNESS_SANITIZE=1``) the child is a new
+    interpreter instead, running ``job`` (see :mod:`harness.csim.child`).
+    """
+    from harness.csim import sanitizing
+
+    if job is not None and sanitizing():
+        return cast(T, run_sanitized(job, scenario, trace))
     timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
     with tempfile.TemporaryFile(prefix="csim-stderr-") as err:
         read_fd, write_fd = os.pipe()
@@ -114,9 +172,44 @@ _FRAME = re.compile(r"^(?:.*/)?(?P<lib>[^/(\s]+\.so)\((?P<sym>[^)]*)\)\[0x[0-9a-
 _NOISE = ("libpython", "/python", "libc.so", "ld-linux", "libffi", "_ctypes", "(_start+")
 
 
+_ASAN_FRAME = re.compile(r"^\s*(?P<n>#\d+) 0x[0-9a-f]+\s+\((?:.*/)?(?P<lib>[^/+()]+\.so)"
+                         r"\+(?P<off>0x[0-9a-f]+)\)$")
+_INTERPRETER = ("Python/", "Objects/", "Modules/", "Include/", "../sysdeps", "../csu",
+                "libffi", "_ctypes", "libpython")
+
+
+def _sanitizer_lines(report: str) -> list[str]:
+    """An ASan/UBSan report without the interpreter's frames and the shadow-memory dump."""
+    out: list[str] = []
+    legend = False
+    for line in report.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("Shadow byte legend"):
+            legend = True
+            continue
+        if legend and not stripped.startswith("=="):
+            continue
+        legend = False
+        if not stripped or stripped.startswith(("0x", "=>0x")) or stripped == "...":
+            continue
+        frame = _ASAN_FRAME.match(line)
+        if frame is not None:
+            lib = LIBRARIES.get(frame.group("lib"))
+            where = _addr2line(lib, "+" + frame.group("off"), exact=True) if lib else None
+            out.append(f"    {frame.group('n')} {where or frame.group('off')} "
+                       f"({frame.group('lib')})")
+            continue
+        if stripped.startswith("#") and any(n in line for n in _INTERPRETER):
+            continue
+        out.append(line)
+    return out
+
+
 def symbolize(report: str) -> list[str]:
     """The child's standard error with driver frames named (function, file:line) and the
     interpreter's own frames left out."""
+    if "AddressSanitizer" in report or "runtime error:" in report:
+        return _sanitizer_lines(report)
     out: list[str] = []
     faulting = False  # the frame after the signal handler is the faulting instruction
     for line in report.splitlines():

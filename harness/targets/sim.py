@@ -69,7 +69,9 @@ class SimTarget:
         if self.callout_spec.startswith("c:") and not in_child():
             # C driver code runs in a child process: a crash fails this scenario only
             return run_isolated(lambda: self.run(scenario, seed=seed, out_dir=out_dir,
-                                                 attempt=attempt), scenario.name, path)
+                                                 attempt=attempt), scenario.name, path,
+                                job=(self.callout_spec, self.faults, str(scenario.path),
+                                     seed, str(out_dir), attempt))
         callout, _ = resolve(self.callout_spec)
         with path.open("wb") as out:
             try:
