@@ -457,9 +457,11 @@ INT32 csim_classify(const CSIM_CLASSIFY *c, CSIM_CLASSIFY_RESULT *result)
         meta.currentMetadataValues |= FWPS_METADATA_FIELD_FLOW_HANDLE;
         meta.flowHandle = c->flow;
     }
+    /* The handle names the classify even where the engine grants no pend (the field is
+     * then not present): a driver that pends there anyway is refused by the engine. */
+    meta.completionHandle = (HANDLE)(ULONG_PTR)c->id;
     if (c->present & CSIM_HAS_COMPLETION) {
         meta.currentMetadataValues |= FWPS_METADATA_FIELD_COMPLETION_HANDLE;
-        meta.completionHandle = (HANDLE)(ULONG_PTR)c->id;
     }
     if (c->present & CSIM_HAS_ALE_REQUIRED) {
         meta.currentMetadataValues |= FWPS_METADATA_FIELD_ALE_CLASSIFY_REQUIRED;
