@@ -85,7 +85,7 @@ def _decode(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from harness.etw.convert import convert_etl
 
-    meta: dict[str, str] = {}
+    meta: dict[str, Any] = {}
     for item in args.meta:
         key, sep, value = item.partition("=")
         if not sep or not key:

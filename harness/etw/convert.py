@@ -88,8 +88,11 @@ def _mapped(path: str, providers: set[str], stats: EtlConversionStats
 
 
 def convert_etl(source: str | Path, out: str | Path, *, providers: list[str],
-                **meta: Any) -> EtlConversionStats:
-    """Write the trace of ``providers``' events in the ``.etl`` at ``source`` to ``out``."""
+                ends: bool = False, **meta: Any) -> EtlConversionStats:
+    """Write the trace of ``providers``' events in the ``.etl`` at ``source`` to ``out``.
+
+    ``ends=True`` (a target's own trace) promises and writes the final ``trace_end``.
+    """
     wanted = {provider_guid(p) for p in providers}
     out = Path(out)
     stats = EtlConversionStats()
@@ -101,13 +104,15 @@ def convert_etl(source: str | Path, out: str | Path, *, providers: list[str],
             header_written = False
             for t, kind, fields, etl in _mapped(str(source), wanted, stats):
                 if not header_written:
-                    writer.header(source="etw", os_build=etl.header.os_build,
+                    writer.header(ends=ends, source="etw", os_build=etl.header.os_build,
                                   clock_hz=etl.header.hertz, **meta)
                     header_written = True
                 now[0] = t
                 writer.emit(kind, **fields)
             if not header_written:
-                writer.header(source="etw", **meta)
+                writer.header(ends=ends, source="etw", **meta)
+            if ends:
+                writer.end()
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)

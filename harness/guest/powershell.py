@@ -247,3 +247,126 @@ def etw_stop(session: str) -> str:
 def etw_convert(etl_path: str, xml_path: str) -> str:
     """Render the .etl as tracerpt's XML (``-y``: never prompt)."""
     return PREAMBLE + native("tracerpt.exe", etl_path, "-of", "XML", "-o", xml_path, "-y")
+
+
+# -- a scenario run: one ETW session, the agent as a scheduled task ----------------
+
+#: Each run-time script starts with this marker and its step's name, so a
+#: transcript (and a scripted test guest) can tell the steps apart.
+STEP_MARKER = "# callout-harness step: "
+
+
+def _step(name: str) -> str:
+    return f"{STEP_MARKER}{name}\n{PREAMBLE}"
+
+
+def etw_session_start(session: str, providers: list[str], etl_path: str) -> str:
+    """One file session for every provider (driver and agent) on the QPC clock.
+
+    ``-ct perf``: QPC time stamps, so the decoder times events with the
+    header's PerfFreq; 1 MB buffers, 16 to 256 of them, so a busy scenario
+    loses nothing (a capture that lost events is refused on the host). The
+    first provider comes with ``create``, the others with ``update``.
+    """
+    first, *rest = ["{" + p.strip("{}") + "}" for p in providers]
+    lines = [
+        _step("etw-start"), ensure_directory(ntpath.dirname(etl_path)),
+        f"& 'logman.exe' 'stop' {quote(session)} '-ets' | Out-Null\n",
+        native("logman.exe", "create", "trace", session, "-ow", "-o", etl_path, "-p", first,
+               "0xffffffffffffffff", "0xff", "-ct", "perf", "-bs", "1024", "-nb", "16", "256",
+               "-ets"),
+    ]
+    for provider in rest:
+        lines.append(native("logman.exe", "update", "trace", session, "-p", provider,
+                            "0xffffffffffffffff", "0xff", "-ets"))
+    return "".join(lines)
+
+
+def etw_session_stop(session: str) -> str:
+    return _step("etw-stop") + native("logman.exe", "stop", session, "-ets")
+
+
+def agent_start(task: str, exe: str, plan: str, results: str, work: str,
+                time_limit_s: int) -> str:
+    """Run the agent as a SYSTEM scheduled task: it outlives the WinRM shell that starts it."""
+    arguments = f'--plan "{plan}" --results "{results}"'
+    return (
+        _step("agent-start")
+        + f"Remove-Item -LiteralPath {quote(results)} -Force -ErrorAction SilentlyContinue\n"
+        + f"$action = New-ScheduledTaskAction -Execute {quote(exe)} -Argument {quote(arguments)}"
+        + f" -WorkingDirectory {quote(work)}\n"
+        + "$principal = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount"
+        + " -RunLevel Highest\n"
+        + "$settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries"
+        + " -DontStopIfGoingOnBatteries -ExecutionTimeLimit"
+        + f" (New-TimeSpan -Seconds {int(time_limit_s)})\n"
+        + f"Register-ScheduledTask -TaskName {quote(task)} -Action $action -Principal $principal"
+        + " -Settings $settings -Force | Out-Null\n"
+        + f"Start-ScheduledTask -TaskName {quote(task)}\n"
+    )
+
+
+AGENT_DONE = "callout-harness: agent done"
+AGENT_RUNNING = "callout-harness: agent running"
+
+
+def agent_wait(task: str, results: str, wait_s: int) -> str:
+    """Wait up to ``wait_s`` for the results file; say whether the agent is done.
+
+    The host calls this again while it prints the running marker (each call
+    stays well inside WinRM's operation timeout); a task that ended without
+    results is an error with the task's last result code.
+    """
+    return (
+        _step("agent-wait")
+        + f"$deadline = (Get-Date).AddSeconds({int(wait_s)})\n"
+        + f"while (-not (Test-Path -LiteralPath {quote(results)})) {{\n"
+        + f"    $info = Get-ScheduledTaskInfo -TaskName {quote(task)}\n"
+        + f"    $state = (Get-ScheduledTask -TaskName {quote(task)}).State\n"
+        + "    if ($state -ne 'Running' -and $info.LastRunTime -gt [datetime]::MinValue"
+        + f" -and -not (Test-Path -LiteralPath {quote(results)})) {{\n"
+        + "        Start-Sleep -Milliseconds 500\n"
+        + f"        if (-not (Test-Path -LiteralPath {quote(results)})) {{\n"
+        + "            [Console]::Error.WriteLine('the agent task ended without results: '"
+        + " + $info.LastTaskResult)\n"
+        + "            exit 3\n"
+        + "        }\n"
+        + "    }\n"
+        + f"    if ((Get-Date) -gt $deadline) {{ Write-Output {quote(AGENT_RUNNING)}; exit 0 }}\n"
+        + "    Start-Sleep -Milliseconds 250\n"
+        + "}\n"
+        + f"Write-Output {quote(AGENT_DONE)}\n"
+    )
+
+
+def agent_task_remove(task: str) -> str:
+    return (
+        _step("agent-remove")
+        + f"Stop-ScheduledTask -TaskName {quote(task)} -ErrorAction SilentlyContinue\n"
+        + f"Unregister-ScheduledTask -TaskName {quote(task)} -Confirm:$false"
+        + " -ErrorAction SilentlyContinue\n"
+    )
+
+
+def gzip_file(source: str, target: str) -> str:
+    """Compress ``source`` into ``target`` (gzip): an .etl shrinks several times."""
+    return (
+        _step("gzip")
+        + f"$in = [IO.File]::OpenRead({quote(source)})\n"
+        + f"$out = [IO.File]::Create({quote(target)})\n"
+        + "try {\n"
+        + "    $gz = New-Object IO.Compression.GZipStream($out, "
+        + "[IO.Compression.CompressionMode]::Compress)\n"
+        + "    try { $in.CopyTo($gz) } finally { $gz.Dispose() }\n"
+        + "} finally { $in.Dispose(); $out.Dispose() }\n"
+    )
+
+
+def file_sha256_or_none(path: str) -> str:
+    """Print the SHA-256 of ``path``, or ``none`` when there is no such file."""
+    return (
+        _step("file-hash")
+        + f"if (Test-Path -LiteralPath {quote(path)}) {{ "
+        + f"(Get-FileHash -LiteralPath {quote(path)} -Algorithm SHA256).Hash }} "
+        + "else { Write-Output 'none' }\n"
+    )

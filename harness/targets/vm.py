@@ -9,9 +9,13 @@ trace back. How a scenario runs in a guest depends on the profile's ``os``:
             a zipapp of the engine model is copied in over SFTP at deployment,
             and each scenario runs in the guest over SSH, writing the trace there.
 ``windows`` the WDK-built driver of ``--driver`` is deployed (test signing, the
-            certificate, pnputil or sc, optional Driver Verifier), and each
-            scenario's steps run over WinRM while an ETW session records the
-            driver's TraceLogging events, converted into the trace format.
+            certificate, pnputil or sc, optional Driver Verifier) together with
+            the step agent (``drivers/agent``, cross-compiled here with
+            mingw-w64, cached by source hash). Each scenario is compiled into
+            a step plan that the agent runs as a scheduled task while one ETW
+            session records the driver's and the agent's TraceLogging events;
+            the ``.etl`` comes back and is decoded into the trace
+            (:mod:`harness.guest.scenario_run`).
 
 libvirt, paramiko and pywinrm are imported here, not by the core.
 """
@@ -64,6 +68,8 @@ class VmTarget:
         self._guest_pyz: str | None = None
         self._broken: str | None = None
         self._watch: Any = None
+        self._agent_remote: str | None = None
+        self._manifest: Any = None
 
     @classmethod
     def from_options(cls, options: Any) -> VmTarget:
@@ -168,12 +174,18 @@ class VmTarget:
         finally:
             transport.close()
 
-    def _deploy_driver(self) -> None:
-        from harness.guest.deploy import Deployment
+    def _driver_manifest(self) -> Any:
         from harness.guest.manifest import load_manifest
 
-        assert self.driver is not None
-        manifest = load_manifest(self.driver)
+        if self._manifest is None:
+            assert self.driver is not None
+            self._manifest = load_manifest(self.driver)
+        return self._manifest
+
+    def _deploy_driver(self) -> None:
+        from harness.guest.deploy import Deployment
+
+        manifest = self._driver_manifest()
         transport = self._transport()
         try:
             deployment = Deployment(transport, manifest)
@@ -183,8 +195,18 @@ class VmTarget:
             deployment.import_certificate()
             deployment.install()
             deployment.start()
+            self._install_agent(transport)
         finally:
             transport.close()
+
+    def _install_agent(self, transport: Any) -> str:
+        """Build the agent (cached by source hash) and copy it in unless it is there."""
+        from harness.agent.build import build_agent
+        from harness.guest.scenario_run import install_agent
+
+        build = build_agent(self.out_dir / "agent")
+        self._agent_remote = install_agent(transport, build.image, build.digest)
+        return self._agent_remote
 
     def _reboot(self, transport: Any) -> None:
         transport.run("shutdown /r /t 0", timeout_s=60)
@@ -196,18 +218,17 @@ class VmTarget:
             ) -> RunOutput:
         machine = self.machine
         revert_s = machine.reset()
-        if self.profile.os != "linux":
-            raise TargetError(
-                f"--vm {self.name}: running scenario steps in a Windows guest needs the "
-                "step agent, which is not built yet (deployment and ETW capture are)"
-            )
         # on a pool the trace is named for the slot's profile, which the lease chose
         local = Path(out_dir) / trace_name(scenario, self.profile.name, seed, attempt)
         evidence_dir = local.with_suffix(".crash")
         try:
             transport = self._transport()
             try:
-                steps = self._run_in_linux_guest(transport, scenario, seed, local)
+                if self.profile.os == "linux":
+                    steps = self._run_in_linux_guest(transport, scenario, seed, local)
+                else:
+                    steps = self._run_in_windows_guest(transport, scenario, seed, local,
+                                                       attempt)
             finally:
                 transport.close()
         except HarnessError:
@@ -243,6 +264,31 @@ class VmTarget:
         transport.get_file(f"{work}/out/{data['trace']}", local)
         return {name: StepResult(name, r.get("outcome"), r.get("status"), r.get("detail", ""))
                 for name, r in data["steps"].items()}
+
+    def _run_in_windows_guest(self, transport: Any, scenario: Scenario, seed: int,
+                              local: Path, attempt: int) -> dict[str, StepResult]:
+        from harness.agent.plan import compile_plan
+        from harness.guest.scenario_run import RunPaths, WindowsScenarioRun
+
+        manifest = self._driver_manifest()
+        # after a revert the golden image has the agent; a newer build is copied in
+        agent = self._install_agent(transport)
+        plan = compile_plan(scenario, seed=seed,
+                            callouts={c.layer: c.key for c in manifest.callouts})
+        run = WindowsScenarioRun(transport, agent=agent, driver_provider=manifest.etw_provider,
+                                 run_timeout_s=RUN_TIMEOUT_S, progress=self.progress)
+        steps, meta = run.run(plan, RunPaths.for_run(scenario.name, seed, attempt), local,
+                              target=self.profile.name, scenario=scenario.name, seed=seed,
+                              driver=manifest.name)
+        if meta["agent_error"]:
+            raise TargetError(f"the step agent refused the plan of {scenario.name}: "
+                              f"{meta['agent_error']}")
+        probe = meta["probe"]
+        if probe is not None and probe.status not in (None, "STATUS_SUCCESS"):
+            # the driver would run with the knobs of another scenario: not a valid run
+            raise TargetError(f"{scenario.name}: the probe's [callout] settings did not reach "
+                              f"the driver: {probe.detail}")
+        return steps
 
     def _os_build(self) -> str:
         return f"{self.profile.name} ({self.profile.os})"
