@@ -1625,12 +1625,14 @@ static void ProbeDefaultConfig(void)
     g_Config.size = sizeof(g_Config);
     g_Config.version = PROBE_CONFIG_VERSION;
     g_Config.pendMask = PROBE_PEND_CONNECT | PROBE_PEND_RECV_ACCEPT | PROBE_PEND_CLOSURE;
-    g_Config.delayUs = 10000;
+    g_Config.delayUs = 50000;          /* until configured: the Python reference's defaults */
     g_Config.decision = PROBE_DECISION_PERMIT;
     g_Config.streamMode = PROBE_STREAM_OUT_OF_BAND;
     g_Config.flags = PROBE_FLAG_ENDPOINT_CONTEXTS | PROBE_FLAG_FLOW_CONTEXTS;
     g_Config.transportDelayUs = 20000;
     g_Config.streamDelayUs = 10000;
+    g_Config.editPortCount = 1;
+    g_Config.editPorts[0] = 8080;
 }
 
 static NTSTATUS ProbeAddPolicy(void);

@@ -88,7 +88,7 @@ class CCallout:
         self._library = library
         self._lib_handle: C.CDLL | None = None
         self._api: CalloutApi | None = None
-        self._settings = CalloutSettings()
+        self._settings: CalloutSettings | None = None  # None: the driver's own defaults
         self._loaded = False
         self._error: BaseException | None = None
         self._ids: dict[str, int] = {}          # layer -> run-time callout id
@@ -149,6 +149,8 @@ class CCallout:
             self._send_configuration()
 
     def _send_configuration(self) -> None:
+        if self._settings is None:
+            return
         data = pack(self._settings)
         buf = C.create_string_buffer(data, len(data))
         status = self._enter(self._lib.csim_device_control, IOCTL_PROBE_CONFIGURE, buf, len(data))

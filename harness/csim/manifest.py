@@ -94,7 +94,7 @@ _LOADED: dict[tuple[str, int, int], SimManifest] = {}
 def load_sim_manifest(directory: str | Path) -> SimManifest:
     """Read ``DIR/driver.toml`` (or the file itself) and validate its ``[sim]`` table."""
     path = Path(directory)
-    if path.is_dir():
+    if path.is_dir() or path.suffix != ".toml":
         path = path / "driver.toml"
     try:
         stat = path.stat()

@@ -66,3 +66,24 @@ def test_an_irql_violation_is_a_driver_bug_with_its_stack(tmp_path: Path) -> Non
     assert "signal SIGABRT" in message
     assert "driver bug: KeWaitForSingleObject (a wait) called at IRQL 2" in message
     assert "TestClassify" in message
+
+
+def test_simulate_with_the_probe_writes_the_reference_trace(tmp_path: Path) -> None:
+    from harness.cli import main
+
+    c, py = tmp_path / "c.jsonl", tmp_path / "py.jsonl"
+    assert main(["simulate", "--callout", "c:drivers/probe", "--events", "4000", "-o", str(c)]) == 0
+    assert main(["simulate", "--events", "4000", "-o", str(py)]) == 0
+    assert _events(c) == _events(py, rename=True)
+    assert main(["check", str(c)]) == 0
+
+
+def test_a_bad_c_spec_is_a_one_line_usage_error() -> None:
+    from harness.errors import ManifestError, UsageError
+
+    with pytest.raises(UsageError, match=r"expected c:DIR or c:DIR#MUTANT"):
+        SimTarget("c:drivers/probe#")
+    with pytest.raises(ManifestError, match=r"a mutant named 'nope' \(known: forgets_complete"):
+        SimTarget("c:drivers/probe#nope")
+    with pytest.raises(ManifestError, match=r"driver.toml: file not found"):
+        SimTarget("c:no/such/dir")
