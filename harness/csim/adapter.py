@@ -23,6 +23,7 @@ import functools
 import json
 import shutil
 import tempfile
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -130,6 +131,7 @@ class CCallout:
         if trace is not None and self._sidecar is None:
             # the driver's own TraceLogging stream, for the cross-check
             self._sidecar = open(f"{trace}{TLG_SUFFIX}", "w", encoding="utf-8")  # noqa: SIM115
+            weakref.finalize(self, self._sidecar.close)
         if self._loaded:
             return
         status = self._enter(self._lib.csim_driver_entry)
@@ -511,5 +513,5 @@ def flush_hook(api: CalloutApi) -> Callable[[], None]:
 def trace_path(api: CalloutApi) -> str | None:
     """The engine's trace file, when it writes one."""
     name = getattr(_trace_stream(api), "name", None)
-    return name if isinstance(name, str) else None
+    return name if isinstance(name, str) and not name.startswith("<") else None
 
