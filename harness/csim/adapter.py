@@ -51,6 +51,8 @@ from harness.trace.status import name_for_value, value_of
 MAX_REMEMBERED = 4096
 #: TraceLogging events kept for the cross-check.
 MAX_TLG_EVENTS = 1_000_000
+#: The driver's events that go into the trace (the rest are for the cross-check).
+DRIVER_EVENTS = frozenset({"alloc", "free", "decision", "queue"})
 STATUS_INVALID_PARAMETER = 0xC000000D
 STATUS_NOT_SUPPORTED = 0xC00000BB
 STATUS_INVALID_DEVICE_REQUEST = 0xC0000010
@@ -98,8 +100,8 @@ class CCallout:
         self._handles: dict[int, ClassifyIn] = {}
         self._obj_of_ptr: dict[int, int] = {}
         self._ptr_of_obj: dict[int, int] = {}
-        self.tlg_events: list[tuple[str, dict[str, object]]] = []
         self._sidecar: IO[str] | None = None
+        self._logged = 0
         self.flush: Callable[[], None] = lambda: None
         self._host = self._make_host()
 
@@ -126,8 +128,15 @@ class CCallout:
     def attach(self, api: CalloutApi) -> None:
         """DriverEntry, then the configuration IOCTL."""
         self._api = api
-        self.flush = flush_hook(api)
-        trace = trace_path(api)
+        from harness.csim.isolate import in_child
+
+        # A scenario in its child process: keep the trace on disk should the driver crash,
+        # and the driver's stream beside it for the cross-check. In-process (simulate) a
+        # crash ends the process anyway.
+        isolated = in_child()
+        if isolated:
+            self.flush = flush_hook(api)
+        trace = trace_path(api) if isolated else None
         if trace is not None and self._sidecar is None:
             # the driver's own TraceLogging stream, for the cross-check
             self._sidecar = open(f"{trace}{TLG_SUFFIX}", "w", encoding="utf-8")  # noqa: SIM115
@@ -372,7 +381,9 @@ class CCallout:
             self.api.call_later(delay_100ns / 1e7, lambda: self._enter(self._lib.csim_fire, cookie))
 
         def trace(provider: bytes, name: bytes, fields: Any, count: int) -> None:
-            self._on_trace(name.decode("ascii", "replace"), _decode_fields(fields, count))
+            kind = name.decode("ascii", "replace")
+            if kind in DRIVER_EVENTS or self._sidecar is not None:
+                self._on_trace(kind, _decode_fields(fields, count))
 
         def fatal(message: bytes) -> None:
             self.flush()
@@ -439,10 +450,9 @@ class CCallout:
             fields = {**fields, "packet": packet}
         else:
             fields = self._engine_ids(name, fields)
-        if len(self.tlg_events) < MAX_TLG_EVENTS:
-            self.tlg_events.append((name, fields))
-            if self._sidecar is not None:
-                self._sidecar.write(json.dumps({"ev": name, **fields}) + "\n")
+        if self._sidecar is not None and self._logged < MAX_TLG_EVENTS:
+            self._logged += 1
+            self._sidecar.write(json.dumps({"ev": name, **fields}) + "\n")
 
     def _engine_ids(self, name: str, fields: dict[str, object]) -> dict[str, object]:
         """The driver's pointers (NET_BUFFER_LISTs, its contexts) as the engine's ids."""
