@@ -27,8 +27,10 @@ from harness.errors import UsageError
 HERE = Path(__file__).resolve().parent
 INCLUDE = HERE / "include"
 RUNTIME_SOURCES = ("runtime.c", "runtime_io.c", "runtime_fwps.c")
+#: CSIM_HOST_BUILD is defined for the host build: a driver keeps hardware or WDF code out with
+#: ``#ifndef CSIM_HOST_BUILD``.
 CFLAGS = ("-std=gnu11", "-fshort-wchar", "-Wall", "-Wextra", "-fPIC", "-O1", "-g",
-          "-fno-strict-aliasing")
+          "-fno-strict-aliasing", "-DCSIM_HOST_BUILD=1")
 SANITIZE = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
             "-fno-sanitize-recover=undefined")
 #: C library calls the host headers make on the driver's behalf (RtlCopyMemory is

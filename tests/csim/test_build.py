@@ -94,3 +94,10 @@ def test_runtime_exports_are_generated_from_the_runtime() -> None:
                  "ExAllocatePool2", "KeSetTimer", "IoQueueWorkItem", "FwpmFilterAdd0"):
         assert name in names
     assert "FwpsInjectMacReceiveAsync0" not in names
+
+
+def test_the_readme_lists_exactly_what_the_runtime_provides() -> None:
+    readme = (PROBE.parents[1] / "README.md").read_text()
+    block = readme.split("<!-- csim-exports -->")[1].split("<!-- /csim-exports -->")[0]
+    listed = block.replace("```", "").split()
+    assert listed == runtime_exports()
