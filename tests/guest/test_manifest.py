@@ -51,9 +51,11 @@ def test_a_complete_package_loads(package: Path) -> None:
     manifest = load_manifest(package)
     assert manifest.service == "CalloutProbe" and manifest.architecture == "amd64"
     assert manifest.etw_provider == "{6B2B7A63-6C1B-4E58-9C1B-3E1A0C6F5A01}"
+    families = ("ALE_RESOURCE_ASSIGNMENT", "ALE_RESOURCE_RELEASE", "ALE_AUTH_LISTEN",
+                "ALE_AUTH_CONNECT", "ALE_AUTH_RECV_ACCEPT", "ALE_FLOW_ESTABLISHED",
+                "ALE_ENDPOINT_CLOSURE", "INBOUND_TRANSPORT", "OUTBOUND_TRANSPORT", "STREAM")
     assert [c.layer for c in manifest.callouts] == [
-        "ALE_AUTH_CONNECT_V4", "ALE_AUTH_RECV_ACCEPT_V4", "ALE_RESOURCE_ASSIGNMENT_V4",
-        "ALE_RESOURCE_RELEASE_V4", "ALE_ENDPOINT_CLOSURE_V4",
+        f"{f}_{v}" for f in families for v in ("V4", "V6")
     ]
     assert manifest.sys == package.parent / "build" / "x64" / "Release" / "probe.sys"
 
@@ -68,10 +70,13 @@ def test_the_repository_probe_manifest_matches_its_source() -> None:
         return guid_text(match[1])
 
     assert manifest.provider_key == c_guid("PROBE_PROVIDER_KEY")
-    assert [c.key for c in manifest.callouts] == [
-        c_guid(f"PROBE_CALLOUT_{n}") for n in
-        ("CONNECT", "RECV_ACCEPT", "RESOURCE_ASSIGNMENT", "RESOURCE_RELEASE", "ENDPOINT_CLOSURE")
-    ]
+    # PROBE_LAYER(FAMILY, n4, n6, NAME): keys {9A1E5C10-2B3D-4F60-A172-8394A5B6C7nn}
+    expected = []
+    for n4, n6, name in re.findall(r"PROBE_LAYER\(FAM_\w+, 0x([0-9a-f]{2}), 0x([0-9a-f]{2}), "
+                                   r"(\w+)\)", source):
+        for n, v in ((n4, "V4"), (n6, "V6")):
+            expected.append((f"{{9A1E5C10-2B3D-4F60-A172-8394A5B6C7{n.upper()}}}", f"{name}_{v}"))
+    assert [(c.key, c.layer) for c in manifest.callouts] == expected
     provider = re.search(r'"CalloutProbe",\s*\(([^)]*)\)', source)
     assert provider
     assert manifest.etw_provider == guid_text(provider[1])
@@ -183,7 +188,7 @@ def test_a_malformed_guid_names_its_line(package: Path) -> None:
     [
         ('install = "service"', 'install = "msi"', "driver.install: expected one of pnp, service"),
         ('name = "probe"', 'name = "probe"\nsigned = true', "driver.signed: expected a known key"),
-        ('layer = "ALE_AUTH_CONNECT_V4"', 'layer = "FWPM_LAYER_ALE_AUTH_CONNECT_V4"',
+        ('layer = "ALE_RESOURCE_ASSIGNMENT_V4"', 'layer = "FWPM_LAYER_ALE_RESOURCE_ASSIGNMENT_V4"',
          "callouts[0].layer: expected a run-time layer name"),
         ('"{9A1E5C10-2B3D-4F60-A172-8394A5B6C702}"', '"{9A1E5C10-2B3D-4F60-A172-8394A5B6C701}"',
          "callouts[1].key: expected a callout key used once"),
