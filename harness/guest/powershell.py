@@ -28,6 +28,14 @@ _SINGLE_QUOTES = ("'", "\u2018", "\u2019", "\u201a", "\u201b")
 
 PREAMBLE = "$ErrorActionPreference = 'Stop'\n$ProgressPreference = 'SilentlyContinue'\n"
 
+#: Each deployment and run-time script starts with this marker and its step's
+#: name, so a transcript (and a scripted test guest) can tell the steps apart.
+STEP_MARKER = "# callout-harness step: "
+
+
+def _step(name: str) -> str:
+    return f"{STEP_MARKER}{name}\n{PREAMBLE}"
+
 
 def quote(value: str) -> str:
     """``value`` as a PowerShell single-quoted string literal (no expansion)."""
@@ -117,7 +125,7 @@ REBOOT_MARKER = "callout-harness: reboot required"
 def enable_test_signing() -> str:
     """Turn test signing on unless it already is; print the reboot marker when it changed."""
     return (
-        PREAMBLE
+        _step("deploy-testsigning")
         + "$current = & 'bcdedit.exe' '/enum' '{current}' | Out-String\n"
         + "if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }\n"
         + "if ($current -match '(?m)^testsigning\\s+Yes') { exit 0 }\n"
@@ -128,7 +136,7 @@ def enable_test_signing() -> str:
 
 def import_certificate(cer_path: str) -> str:
     """Trust the driver's test certificate for kernel-mode code signing."""
-    lines = [PREAMBLE]
+    lines = [_step("deploy-certificate")]
     for store in ("Root", "TrustedPublisher"):
         location = f"Cert:\\LocalMachine\\{store}"
         lines.append(
@@ -140,7 +148,8 @@ def import_certificate(cer_path: str) -> str:
 
 def install_pnp(inf_path: str) -> str:
     """Add the package to the driver store and install it (3010: reboot pending)."""
-    return PREAMBLE + native("pnputil.exe", "/add-driver", inf_path, "/install", ok_codes=(0, 3010))
+    return _step("deploy-install") + native("pnputil.exe", "/add-driver", inf_path, "/install",
+                                            ok_codes=(0, 3010))
 
 
 def _system_driver_path(sys_name: str) -> str:
@@ -152,7 +161,7 @@ def install_service(service: str, sys_path: str) -> str:
     """Copy the .sys into System32\\drivers and create a kernel service for it."""
     sys_name = ntpath.basename(sys_path)
     return (
-        PREAMBLE
+        _step("deploy-install")
         + f"Copy-Item -LiteralPath {quote(sys_path)} -Destination "
         + f"{_system_driver_path(sys_name)} -Force\n"
         + native(
@@ -166,7 +175,7 @@ def start_and_verify(service: str) -> str:
     """Start the driver's service; fail unless it runs and its module is loaded."""
     # 1056: ERROR_SERVICE_ALREADY_RUNNING
     return (
-        PREAMBLE
+        _step("deploy-start")
         + native("sc.exe", "start", service, ok_codes=(0, 1056))
         + f"$svc = Get-Service -Name {quote(service)}\n"
         + "if ($svc.Status -ne 'Running') {\n"
@@ -251,13 +260,6 @@ def etw_convert(etl_path: str, xml_path: str) -> str:
 
 # -- a scenario run: one ETW session, the agent as a scheduled task ----------------
 
-#: Each run-time script starts with this marker and its step's name, so a
-#: transcript (and a scripted test guest) can tell the steps apart.
-STEP_MARKER = "# callout-harness step: "
-
-
-def _step(name: str) -> str:
-    return f"{STEP_MARKER}{name}\n{PREAMBLE}"
 
 
 def etw_session_start(session: str, providers: list[str], etl_path: str) -> str:
