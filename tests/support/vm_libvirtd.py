@@ -59,6 +59,8 @@ class SessionDaemon:
     def qemu_pids(self) -> list[int]:
         pids = []
         for pidfile in (self.root / "run" / "libvirt" / "qemu" / "run").glob("*.pid"):
+            if pidfile.name == "driver.pid":  # the QEMU driver's lock: libvirtd itself
+                continue
             with contextlib.suppress(OSError, ValueError):
                 pids.append(int(pidfile.read_text().strip()))
         return pids
