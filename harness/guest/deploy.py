@@ -23,13 +23,16 @@ Rebooting is the VM target's business (libvirt, or ``shutdown /r`` and
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ntpath
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from harness.errors import TargetError
+from harness.errors import TargetError, TransportError
 from harness.guest import powershell as ps
 from harness.guest.base import ProgressCallback, Transport
 from harness.guest.manifest import DriverManifest
@@ -120,6 +123,13 @@ class Deployment:
         self._step("import_certificate")
 
     def install(self) -> None:
+        """Install the package; a service install needs a .sys with its own signature."""
+        if self.manifest.install == "service" and not embedded_signature(self.manifest.sys):
+            raise TargetError(
+                f"install of {self.manifest.name}: {self.manifest.sys.name} has no embedded "
+                "signature; a driver started with sc create is checked against the .sys "
+                "itself, not the catalog (sign it: signtool sign /fd sha256 /f probe-test.pfx "
+                f"{self.manifest.sys.name}), or install the package with install = \"pnp\"")
         self._step("install")
 
     def start(self) -> None:
@@ -152,3 +162,66 @@ class Deployment:
         found = self.audit(local_dir)
         if found:
             raise TargetError(audit_report(found, self.manifest.provider_key))
+
+
+def reboot_and_wait(transport: Transport, *, timeout_s: float = 900.0,
+                    poll_s: float = 5.0, sleep: Any = time.sleep) -> float:
+    """Restart the guest and wait until it is back: its LastBootUpTime has changed.
+
+    Waiting for the connection alone is not enough (the old session can
+    answer until the guest goes down); a dropped connection, a refused one and
+    a shell that vanished are all expected on the way. Returns seconds taken.
+    """
+    started = time.monotonic()
+    before = transport.run_powershell(ps.last_boot_time(), timeout_s=120).check(
+        "reading the boot time before the reboot").stdout.strip()
+    # the guest may go down under the command: that is the point
+    with contextlib.suppress(TransportError):
+        transport.run_powershell(ps.restart(), timeout_s=120)
+    while True:
+        remaining = timeout_s - (time.monotonic() - started)
+        if remaining <= 0:
+            raise TargetError(f"{transport.target}: the guest did not come back from its "
+                              f"reboot within {timeout_s:.0f} s (boot time still {before})")
+        try:
+            transport.reconnect(timeout_s=remaining)
+            now = transport.run_powershell(ps.last_boot_time(), timeout_s=120)
+        except TransportError:
+            sleep(min(poll_s, max(0.0, remaining)))
+            continue
+        if now.ok and now.stdout.strip() and now.stdout.strip() != before:
+            return time.monotonic() - started
+        sleep(min(poll_s, max(0.0, remaining)))
+
+
+#: IMAGE_DIRECTORY_ENTRY_SECURITY: the Authenticode signature embedded in the file
+_SECURITY_DIRECTORY = 4
+
+
+def embedded_signature(path: Path) -> bool:
+    """True when the PE at ``path`` carries an embedded (Authenticode) signature.
+
+    The optional header's security data directory names a WIN_CERTIFICATE at
+    a file offset; its presence is checked here, its validity is Windows' job.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    if data[:2] != b"MZ" or len(data) < 0x40:
+        return False
+    pe = int.from_bytes(data[0x3C:0x40], "little")
+    optional = pe + 24
+    if data[pe:pe + 4] != b"PE\0\0" or optional + 2 > len(data):
+        return False
+    magic = int.from_bytes(data[optional:optional + 2], "little")
+    directories = optional + (112 if magic == 0x20B else 96)
+    entry = directories + 8 * _SECURITY_DIRECTORY
+    if entry + 8 > len(data):
+        return False
+    offset = int.from_bytes(data[entry:entry + 4], "little")
+    size = int.from_bytes(data[entry + 4:entry + 8], "little")
+    if size < 8 or offset + size > len(data):
+        return False
+    length = int.from_bytes(data[offset:offset + 4], "little")
+    return 8 <= length <= size

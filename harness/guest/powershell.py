@@ -172,24 +172,27 @@ def install_service(service: str, sys_path: str) -> str:
 
 
 def start_and_verify(service: str) -> str:
-    """Start the driver's service; fail unless it runs and its module is loaded."""
+    """Start the driver's service; fail unless ``sc query`` reports it RUNNING.
+
+    A kernel driver is a service that Get-Service does not list and that
+    driverquery lists whether or not it runs, so the state comes from the
+    service controller itself, polled while it is START_PENDING.
+    """
     # 1056: ERROR_SERVICE_ALREADY_RUNNING
     return (
         _step("deploy-start")
         + native("sc.exe", "start", service, ok_codes=(0, 1056))
-        + f"$svc = Get-Service -Name {quote(service)}\n"
-        + "if ($svc.Status -ne 'Running') {\n"
-        + "    [Console]::Error.WriteLine('service state: ' + $svc.Status)\n"
-        + "    exit 3\n"
-        + "}\n"
-        + "$modules = & 'driverquery.exe' '/fo' 'csv' '/nh' | ConvertFrom-Csv -Header 'Module', "
-        + "'Display', 'Type', 'Date'\n"
-        + f"$loaded = $modules | Where-Object {{ $_.Module -eq {quote(service)} }}\n"
-        + "if (-not $loaded) {\n"
-        + f"    [Console]::Error.WriteLine({quote(service + ' is not in driverquery')})\n"
-        + "    exit 4\n"
-        + "}\n"
-        + native("sc.exe", "query", service)
+        + "$deadline = (Get-Date).AddSeconds(30)\n"
+        + "do {\n"
+        + f"    $query = & 'sc.exe' 'query' {quote(service)} | Out-String\n"
+        + "    if ($LASTEXITCODE -ne 0) { [Console]::Error.WriteLine($query.Trim());"
+        + " exit $LASTEXITCODE }\n"
+        + "    if ($query -match 'STATE\\s+:\\s+4\\s+RUNNING') { exit 0 }\n"
+        + "    Start-Sleep -Milliseconds 500\n"
+        + "} while ((Get-Date) -lt $deadline)\n"
+        + "$state = ($query -split \"`n\" | Where-Object { $_ -match 'STATE' }) -join ' '\n"
+        + f"[Console]::Error.WriteLine({quote(service + ' is not RUNNING: ')} + $state.Trim())\n"
+        + "exit 4\n"
     )
 
 
@@ -372,3 +375,19 @@ def file_sha256_or_none(path: str) -> str:
         + f"(Get-FileHash -LiteralPath {quote(path)} -Algorithm SHA256).Hash }} "
         + "else { Write-Output 'none' }\n"
     )
+
+
+# -- reboots ---------------------------------------------------------------------------
+
+def last_boot_time() -> str:
+    """Print when Windows last booted (UTC, ISO 8601): a reboot changes it."""
+    return (
+        _step("boot-time")
+        + "(Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime"
+        + ".ToUniversalTime().ToString('o')\n"
+    )
+
+
+def restart() -> str:
+    """Restart now; the WinRM connection drops while the command returns, or before."""
+    return _step("reboot") + "Restart-Computer -Force\n"

@@ -37,6 +37,7 @@ from harness.guest.base import (
     missing_extra,
     sha256_file,
 )
+from harness.guest.clixml import MARKER, decode_clixml
 from harness.guest.credentials import Credentials, resolve_secret, resolve_username
 from harness.guest.settings import WinRMSettings, insecure_reason
 
@@ -222,7 +223,11 @@ class WinRMTransport:
             args = powershell.command_args(script)
         except ValueError as exc:
             raise TransportError(f"{self.target}: {exc}") from exc
-        return self._run(powershell.POWERSHELL, args, timeout_s, on_output)
+        result = self._run(powershell.POWERSHELL, args, timeout_s, on_output)
+        if MARKER in result.stderr:
+            # errors of a console-less PowerShell arrive serialized; keep their text
+            result = CommandResult(result.rc, result.stdout, decode_clixml(result.stderr))
+        return result
 
     def _run(
         self, command: str, args: list[str], timeout_s: float | None,

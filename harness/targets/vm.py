@@ -211,8 +211,10 @@ class VmTarget:
         return self._agent_remote
 
     def _reboot(self, transport: Any) -> None:
-        transport.run("shutdown /r /t 0", timeout_s=60)
-        transport.reconnect(timeout_s=900)
+        from harness.guest.deploy import reboot_and_wait
+
+        elapsed = reboot_and_wait(transport, timeout_s=900)
+        self.progress(f"{self.name}: rebooted for test signing in {elapsed:.0f} s")
 
     # -- running a scenario --------------------------------------------------
 

@@ -14,6 +14,7 @@ from harness.guest.base import CommandResult, Transport
 from harness.guest.deploy import Deployment, GuestLayout
 from harness.guest.manifest import DriverManifest, load_manifest
 from tests.guest.conftest import DATA
+from tests.guest.signed_pe import add_signature_placeholder
 from tests.support.pe import write_pe
 from tests.support.wsman_server import WSManServer
 
@@ -27,7 +28,7 @@ def manifest(tmp_path: Path) -> DriverManifest:
     shutil.copy(REPO / "drivers" / "probe" / "driver.toml", root)
     shutil.copy(REPO / "drivers" / "probe" / "probe.inf", root)
     release = root / "build" / "x64" / "Release"
-    write_pe(release / "probe.sys")
+    add_signature_placeholder(write_pe(release / "probe.sys"))
     (release / "probe.cat").write_bytes(b"catalog")
     (root / "build" / "probe-test.cer").write_bytes(b"certificate")
     return load_manifest(root / "driver.toml")
@@ -104,9 +105,9 @@ def test_a_failing_step_names_the_step_and_the_guests_reason(manifest: DriverMan
 
 
 def test_a_driver_that_is_not_loaded_fails_start(manifest: DriverManifest) -> None:
-    guest = ScriptedGuest({"driverquery": CommandResult(4, "", "CalloutProbe is not in driverquery")},
-                          {})
-    with pytest.raises(TargetError, match=r"start of probe failed .*not in driverquery"):
+    guest = ScriptedGuest({"'query'": CommandResult(
+        4, "", "CalloutProbe is not RUNNING: STATE              : 1  STOPPED")}, {})
+    with pytest.raises(TargetError, match=r"start of probe failed .*not RUNNING: STATE +: 1  STOP"):
         Deployment(guest, manifest).start()
 
 
@@ -131,3 +132,25 @@ def test_a_clean_uninstall_passes_the_audit(manifest: DriverManifest) -> None:
     deployment = Deployment(guest, manifest)
     deployment.uninstall_clean()
     assert deployment.audit() == []
+
+
+def test_a_service_install_refuses_a_sys_without_an_embedded_signature(
+        tmp_path: Path) -> None:
+    from harness.guest.deploy import embedded_signature
+
+    root = tmp_path / "unsigned"
+    shutil.copytree(REPO / "drivers" / "probe", root, ignore=shutil.ignore_patterns("*.c", "*.h"))
+    release = root / "build" / "x64" / "Release"
+    write_pe(release / "probe.sys")
+    (release / "probe.cat").write_bytes(b"catalog")
+    (root / "build" / "probe-test.cer").write_bytes(b"certificate")
+    unsigned = load_manifest(root / "driver.toml")
+    assert not embedded_signature(unsigned.sys)
+    guest = ScriptedGuest({}, {})
+    with pytest.raises(TargetError) as caught:
+        Deployment(guest, unsigned).install()
+    assert str(caught.value).startswith(
+        "install of probe: probe.sys has no embedded signature; a driver started with sc "
+        "create is checked against the .sys itself")
+    assert embedded_signature(add_signature_placeholder(unsigned.sys))
+    Deployment(guest, unsigned).install()  # now it goes ahead

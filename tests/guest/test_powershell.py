@@ -103,8 +103,10 @@ def test_deployment_uses_the_documented_commands() -> None:
             "'binPath=' 'System32\\drivers\\probe.sys'") in scripts["install"]
     assert ("& 'pnputil.exe' '/add-driver' 'C:\\drv\\probe.inf' '/install'"
             in scripts["install_pnp"])
-    assert "Get-Service -Name 'CalloutProbe'" in scripts["start"]
-    assert "& 'driverquery.exe'" in scripts["start"]
+    # a kernel driver's state comes from the service controller, not from driverquery
+    assert "& 'sc.exe' 'query' 'CalloutProbe'" in scripts["start"]
+    assert "STATE\\s+:\\s+4\\s+RUNNING" in scripts["start"]
+    assert "driverquery" not in scripts["start"] and "Get-Service" not in scripts["start"]
     assert "& 'verifier.exe' '/standard' '/driver' 'probe.sys'" in scripts["enable_verifier"]
     assert ("& 'netsh.exe' 'wfp' 'show' 'state' 'file=C:\\callout-harness\\wfpstate.xml'"
             in scripts["dump_wfp_state"])

@@ -24,6 +24,7 @@ from harness.scenario.loader import load_scenario
 from harness.targets.vm import VmTarget
 from harness.trace.reader import TraceReader
 from tests.guest.conftest import USER
+from tests.guest.signed_pe import add_signature_placeholder
 from tests.guest.windows_guest import ScriptedWindowsGuest
 from tests.support.pe import write_pe
 
@@ -122,7 +123,7 @@ def driver_package(tmp_path: Path) -> Path:
     shutil.copy(PROBE_DIR / "driver.toml", root)
     shutil.copy(PROBE_DIR / "probe.inf", root)
     release = root / "build" / "x64" / "Release"
-    write_pe(release / "probe.sys")
+    add_signature_placeholder(write_pe(release / "probe.sys"))
     (release / "probe.cat").write_bytes(b"0\x82catalog")
     (root / "build" / "probe-test.cer").write_bytes(b"0\x82cert")
     return root / "driver.toml"

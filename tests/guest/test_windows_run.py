@@ -140,3 +140,14 @@ def test_an_agent_that_never_reports_times_out_and_the_task_is_removed(
     with pytest.raises(TargetError, match="the step agent did not finish within 1 s"):
         run.run(plan, RunPaths.for_run(scenario.name, 1), tmp_path / "t.jsonl")
     assert guest.steps_seen[-2:] == ["etw-stop", "agent-remove"]
+
+
+def test_a_reboot_waits_for_a_new_boot_time(guest: ScriptedWindowsGuest, transport: Any) -> None:
+    from harness.guest.deploy import reboot_and_wait
+
+    transport.run_powershell("Write-Output 'before'").check("a command before the reboot")
+    naps: list[float] = []
+    elapsed = reboot_and_wait(transport, timeout_s=60, poll_s=0.01, sleep=naps.append)
+    assert elapsed >= 0 and guest.boots == 1
+    assert guest.steps_seen == ["boot-time", "reboot", "boot-time"]
+    assert guest.stats.shells_created >= 2  # the old shell died with the guest

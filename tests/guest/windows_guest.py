@@ -62,6 +62,7 @@ class ScriptedWindowsGuest(WSManServer):
         self.driver_provider = driver_provider
         self.agent_runs = 0
         self.deployed: list[str] = []
+        self.boots = 0
 
     def command(self, shell_id: str, line: str, argv: list[str]) -> str:
         program = argv[0].lower().rsplit("\\", 1)[-1] if argv else ""
@@ -119,6 +120,13 @@ class ScriptedWindowsGuest(WSManServer):
             with self.subset.path(args[0]).open("rb") as src, \
                     gzip.open(self.subset.path(args[1]), "wb") as dst:
                 shutil.copyfileobj(src, dst)
+            return "", "", 0
+        if step == "boot-time":
+            return f"2026-03-04T10:00:{self.boots:02d}.0000000Z\n", "", 0
+        if step == "reboot":
+            # the guest goes down: every shell is gone, and it comes back after a while
+            self.boots += 1
+            threading.Timer(0.05, self.forget_shells).start()
             return "", "", 0
         if step.startswith("deploy-"):
             # a guest whose test signing is on already and whose driver starts
