@@ -104,6 +104,8 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
     if job is not None and sanitizing():
         return cast(T, run_sanitized(job, scenario, trace))
     timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    if job is not None and Path(str(job[2])).is_file():
+        return cast(T, _run_in_worker(job, scenario, trace, timeout_s))
     with tempfile.TemporaryFile(prefix="csim-stderr-") as err:
         read_fd, write_fd = os.pipe()
         gc.freeze()  # the collector would touch (and so copy) every page the child shares
@@ -125,6 +127,25 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
             return cast(T, value)
         raise _rebuild(value)
     raise DriverCrashed(_crash_message(scenario, status, report, trace, timeout_s))
+
+
+def _run_in_worker(job: tuple[object, ...], scenario: str, trace: Path, timeout_s: float) -> Any:
+    from harness.csim.worker import forget, worker_for
+
+    spec, faults, scenario_path, seed, out_dir, attempt = job
+    key: tuple[object, ...] = (spec, tuple(faults) if isinstance(faults, tuple | list) else ())
+    worker = worker_for(key)
+    reply, printed = worker.run((spec, faults, scenario_path, scenario, seed, out_dir, attempt),
+                                timeout_s)
+    if reply is None:
+        forget(key)
+        status = worker.status if worker.status is not None else signal.SIGKILL
+        raise DriverCrashed(_crash_message(scenario, status, printed, trace, timeout_s))
+    kind, value = pickle.loads(reply)
+    if kind != "ok":
+        raise _rebuild(value)
+    _cross_check(scenario, trace)
+    return value
 
 
 def _child(fn: Callable[[], Any], write_fd: int, read_fd: int, err_fd: int) -> None:
