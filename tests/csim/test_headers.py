@@ -56,3 +56,23 @@ def test_probe_config_layout_matches_the_python_packer(tmp_path: Path) -> None:
                         '#include "probe_ioctl.h"')
     assert got == {"sizeof(PROBE_CONFIG)": SIZE, "IOCTL_PROBE_CONFIGURE": IOCTL_PROBE_CONFIGURE}
     assert IOCTL_PROBE_CONFIGURE == 0x0012A004
+
+
+def test_the_windows_agent_sees_the_same_probe_config_layout(tmp_path: Path) -> None:
+    """The step agent (mingw-w64, the Windows SDK's windows.h) packs the same bytes."""
+    import shutil
+
+    import pytest
+
+    mingw = shutil.which("x86_64-w64-mingw32-gcc")
+    if mingw is None:
+        pytest.skip("mingw-w64 is needed (gcc-mingw-w64-x86-64 in ci/apt-packages.txt)")
+    src = tmp_path / "layout.c"
+    src.write_text(
+        "#include <windows.h>\n#include <winioctl.h>\n#include \"probe_ioctl.h\"\n"
+        f"_Static_assert(sizeof(PROBE_CONFIG) == {SIZE}, \"size\");\n"
+        f"_Static_assert(IOCTL_PROBE_CONFIGURE == {IOCTL_PROBE_CONFIGURE}, \"code\");\n"
+        "_Static_assert(__builtin_offsetof(PROBE_CONFIG, blocked) == 44, \"blocked\");\n"
+        "_Static_assert(__builtin_offsetof(PROBE_CONFIG, editPorts) == 1324, \"ports\");\n")
+    subprocess.run([mingw, "-Wall", "-Wextra", f"-I{PROBE}", "-c", str(src), "-o",
+                    str(tmp_path / "layout.o")], check=True, capture_output=True)
