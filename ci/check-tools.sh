@@ -40,6 +40,7 @@ need_cmd addr2line binutils
 need_file /usr/lib/x86_64-linux-gnu/libasan.so.8 libasan8
 need_file /usr/lib/x86_64-linux-gnu/libubsan.so.1 libubsan1
 need_cmd x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
+need_cmd openssl openssl
 command -v wine64 >/dev/null 2>&1 || command -v wine >/dev/null 2>&1 || \
     need_file /usr/lib/wine/wine64 wine64
 pkg-config --exists libvirt 2>/dev/null || missing+=("libvirt.pc (package libvirt-dev)")
