@@ -39,6 +39,20 @@ MAX_REPORT_LINES = 60
 _in_child = False
 
 
+def timeout_s() -> float:
+    """``CALLOUT_HARNESS_CSIM_TIMEOUT_S``: how long one scenario may run (a positive number)."""
+    text = os.environ.get(TIMEOUT_ENV, "")
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:
+        raise UsageError(f"{TIMEOUT_ENV}: expected seconds between 0 and 86400, found {text!r}")
+    return value
+
+
 def in_child() -> bool:
     """True inside the child process a scenario runs in."""
     return _in_child
@@ -67,7 +81,7 @@ def sanitizer_env() -> dict[str, str]:
 
 def run_sanitized(job: tuple[object, ...], scenario: str, trace: Path) -> Any:
     """One scenario in a new interpreter with the sanitizer runtime preloaded."""
-    timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    limit_s = timeout_s()
     with tempfile.TemporaryDirectory(prefix="csim-child-") as tmp:
         result = Path(tmp) / "result.pickle"
         err_path = Path(tmp) / "stderr"
@@ -76,7 +90,7 @@ def run_sanitized(job: tuple[object, ...], scenario: str, trace: Path) -> Any:
                 done = subprocess.run(
                     [sys.executable, "-m", "harness.csim.child", str(result)],
                     input=pickle.dumps(job), stdout=subprocess.DEVNULL, stderr=err,
-                    env=sanitizer_env(), timeout=timeout_s, check=False)
+                    env=sanitizer_env(), timeout=limit_s, check=False)
                 status = done.returncode
             except subprocess.TimeoutExpired:
                 status = -signal.SIGKILL
@@ -89,7 +103,7 @@ def run_sanitized(job: tuple[object, ...], scenario: str, trace: Path) -> Any:
             return value
         raise _rebuild(value)
     wait_status = -status if status < 0 else status << 8  # as os.waitpid reports it
-    raise DriverCrashed(_crash_message(scenario, wait_status, report, trace, timeout_s))
+    raise DriverCrashed(_crash_message(scenario, wait_status, report, trace, limit_s))
 
 
 def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
@@ -103,9 +117,9 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
 
     if job is not None and sanitizing():
         return cast(T, run_sanitized(job, scenario, trace))
-    timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
+    limit_s = timeout_s()
     if job is not None and Path(str(job[2])).is_file():
-        return cast(T, _run_in_worker(job, scenario, trace, timeout_s))
+        return cast(T, _run_in_worker(job, scenario, trace, limit_s))
     with tempfile.TemporaryFile(prefix="csim-stderr-") as err:
         read_fd, write_fd = os.pipe()
         gc.freeze()  # the collector would touch (and so copy) every page the child shares
@@ -116,7 +130,7 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
         if pid == 0:  # pragma: no cover - the child reports through the pipe
             _child(fn, write_fd, read_fd, err.fileno())
         os.close(write_fd)
-        payload = _collect(read_fd, pid, timeout_s)
+        payload = _collect(read_fd, pid, limit_s)
         _, status = os.waitpid(pid, 0)
         err.seek(0)
         report = err.read(1 << 20).decode("utf-8", "replace")
@@ -126,21 +140,21 @@ def run_isolated(fn: Callable[[], T], scenario: str, trace: Path,
             _cross_check(scenario, trace)
             return cast(T, value)
         raise _rebuild(value)
-    raise DriverCrashed(_crash_message(scenario, status, report, trace, timeout_s))
+    raise DriverCrashed(_crash_message(scenario, status, report, trace, limit_s))
 
 
-def _run_in_worker(job: tuple[object, ...], scenario: str, trace: Path, timeout_s: float) -> Any:
+def _run_in_worker(job: tuple[object, ...], scenario: str, trace: Path, limit_s: float) -> Any:
     from harness.csim.worker import forget, worker_for
 
     spec, faults, scenario_path, seed, out_dir, attempt = job
     key: tuple[object, ...] = (spec, tuple(faults) if isinstance(faults, tuple | list) else ())
     worker = worker_for(key)
     reply, printed = worker.run((spec, faults, scenario_path, scenario, seed, out_dir, attempt),
-                                timeout_s)
+                                limit_s)
     if reply is None:
         forget(key)
         status = worker.status if worker.status is not None else signal.SIGKILL
-        raise DriverCrashed(_crash_message(scenario, status, printed, trace, timeout_s))
+        raise DriverCrashed(_crash_message(scenario, status, printed, trace, limit_s))
     kind, value = pickle.loads(reply)
     if kind != "ok":
         raise _rebuild(value)

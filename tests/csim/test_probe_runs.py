@@ -87,3 +87,24 @@ def test_a_bad_c_spec_is_a_one_line_usage_error() -> None:
         SimTarget("c:drivers/probe#nope")
     with pytest.raises(ManifestError, match=r"driver.toml: file not found"):
         SimTarget("c:no/such/dir")
+
+
+def test_a_driver_that_never_returns_is_stopped(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CALLOUT_HARNESS_CSIM_TIMEOUT_S", "2")
+    scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
+    with pytest.raises(DriverCrashed, match=r"driver crashed \(no result within 2 s \(killed\)\)"):
+        SimTarget(f"c:{DRIVERS / 'spinner'}").run(scenario, seed=1, out_dir=tmp_path)
+    # the next scenario gets a new worker
+    out = SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
+    assert out.steps["c1"].outcome == "allowed"
+
+
+def test_a_bad_timeout_is_a_one_line_usage_error(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import UsageError
+
+    monkeypatch.setenv("CALLOUT_HARNESS_CSIM_TIMEOUT_S", "soon")
+    scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
+    with pytest.raises(UsageError, match="CALLOUT_HARNESS_CSIM_TIMEOUT_S: expected seconds"):
+        SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)

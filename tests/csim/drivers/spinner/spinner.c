@@ -1,0 +1,19 @@
+/* Never returns from classifyFn. */
+#include "common.h"
+
+static void NTAPI TestClassify(const FWPS_INCOMING_VALUES0 *in,
+                               const FWPS_INCOMING_METADATA_VALUES0 *meta, void *layerData,
+                               const void *classifyContext, const FWPS_FILTER3 *filter,
+                               UINT64 flowContext, FWPS_CLASSIFY_OUT0 *out)
+{
+    volatile int forever = 1;
+    UNREFERENCED_PARAMETER(in);
+    UNREFERENCED_PARAMETER(meta);
+    UNREFERENCED_PARAMETER(layerData);
+    UNREFERENCED_PARAMETER(classifyContext);
+    UNREFERENCED_PARAMETER(filter);
+    UNREFERENCED_PARAMETER(flowContext);
+    while (forever) {
+    }
+    out->actionType = FWP_ACTION_PERMIT;
+}
