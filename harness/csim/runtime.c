@@ -278,6 +278,9 @@ typedef struct CSIM_TAG_STATS {
     ULONG64 total;
 } CSIM_TAG_STATS;
 
+#define CSIM_QUARANTINE 4096
+static CSIM_POOL_HEADER *g_quarantine[CSIM_QUARANTINE];
+static UINT32 g_quarantine_next;
 static CSIM_TAG_STATS g_tags[CSIM_MAX_TAGS];
 static UINT32 g_tag_count;
 
@@ -354,7 +357,18 @@ static void csim_pool_free(PVOID p, ULONG tag, int checkTag, const char *call)
     stats->live--;
     stats->bytes -= h->size;
     h->magic = CSIM_POOL_FREED;
-    free(h);
+#if defined(__SANITIZE_ADDRESS__)
+    free(h);  /* AddressSanitizer keeps its own quarantine and reports misuse itself */
+#else
+    /* Keep the most recent frees in quarantine, filled with a pattern, so that a second
+     * free (or a use) of them is recognised instead of landing in reused memory. */
+    memset(h + 1, 0xDD, h->size);
+    if (g_quarantine[g_quarantine_next] != NULL) {
+        free(g_quarantine[g_quarantine_next]);
+    }
+    g_quarantine[g_quarantine_next] = h;
+    g_quarantine_next = (g_quarantine_next + 1) % CSIM_QUARANTINE;
+#endif
 }
 
 void ExFreePoolWithTag(PVOID p, ULONG tag) { csim_pool_free(p, tag, 1, "ExFreePoolWithTag"); }

@@ -24,11 +24,18 @@ def test_probe_builds_warning_free(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_every_mutant_builds(tmp_path: Path) -> None:
+def test_every_mutant_builds_warning_free(tmp_path: Path) -> None:
+    from harness.csim.build import flags_for, gcc
+
     manifest = load_sim_manifest(PROBE)
     assert len(manifest.mutants) >= 12
     keys = {build(manifest, mutant=m.name, cache=tmp_path).key for m in manifest.mutants}
     assert len(keys) == len(manifest.mutants)  # each define makes its own object
+    for m in manifest.mutants:
+        done = subprocess.run([gcc(), *flags_for(manifest, defines=(m.define,)), "-Werror",
+                               "-c", str(manifest.sources[0]), "-o", str(tmp_path / "m.o")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, f"{m.name}: {done.stderr}"
 
 
 def test_missing_symbols_fail_the_build_in_one_line(tmp_path: Path) -> None:

@@ -108,3 +108,13 @@ def test_a_bad_timeout_is_a_one_line_usage_error(tmp_path: Path,
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
     with pytest.raises(UsageError, match="CALLOUT_HARNESS_CSIM_TIMEOUT_S: expected seconds"):
         SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
+
+
+def test_a_double_free_is_a_driver_bug_with_its_stack(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
+    with pytest.raises(DriverCrashed) as info:
+        SimTarget(f"c:{DRIVERS / 'doublefree'}").run(scenario, seed=1, out_dir=tmp_path)
+    message = str(info.value)
+    assert "driver bug: ExFreePoolWithTag: the block at" in message
+    assert "was freed before (a double free)" in message
+    assert "TestClassify at doublefree.c:" in message
