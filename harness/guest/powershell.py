@@ -391,3 +391,26 @@ def last_boot_time() -> str:
 def restart() -> str:
     """Restart now; the WinRM connection drops while the command returns, or before."""
     return _step("reboot") + "Restart-Computer -Force\n"
+
+
+def receive_file(path: str) -> str:
+    """Write the base64 lines arriving on stdin to ``path``; print its SHA-256 at the end.
+
+    Used with WS-Man Send: one process receives the whole file in large
+    chunks, instead of one process per command-line-sized chunk.
+    """
+    directory = ntpath.dirname(path)
+    return (
+        _step("receive-file")
+        + (ensure_directory(directory) if directory else "")
+        + f"$out = [IO.File]::Open({quote(path)}, [IO.FileMode]::Create)\n"
+        + "try {\n"
+        + "    while ($null -ne ($line = [Console]::In.ReadLine())) {\n"
+        + "        if ($line.Length -gt 0) {\n"
+        + "            $bytes = [Convert]::FromBase64String($line)\n"
+        + "            $out.Write($bytes, 0, $bytes.Length)\n"
+        + "        }\n"
+        + "    }\n"
+        + "} finally { $out.Dispose() }\n"
+        + f"(Get-FileHash -LiteralPath {quote(path)} -Algorithm SHA256).Hash\n"
+    )

@@ -61,6 +61,15 @@ def _load_pywinrm() -> Any:
     return winrm, requests
 
 
+#: raw bytes per WS-Man Send: base64 twice (the line, then the envelope's stream) keeps an
+#: envelope near 230 KB, well inside WinRM's default MaxEnvelopeSizekb of 500
+STDIN_CHUNK_BYTES = 128 * 1024
+
+
+class _StdinRefused(Exception):
+    """The endpoint refused the first Send: it takes no stdin (fall back to chunks)."""
+
+
 class WinRMTransport:
     """Commands (and a fallback file upload) to one guest over WinRM."""
 
@@ -77,6 +86,7 @@ class WinRMTransport:
         _check_auth_package(settings.auth)
         self._protocol: Any = None
         self._shell_id: str | None = None
+        self._stdin_uploads = True
         self.sleep: Callable[[float], None] = time.sleep
 
     @classmethod
@@ -233,10 +243,17 @@ class WinRMTransport:
         self, command: str, args: list[str], timeout_s: float | None,
         on_output: OutputCallback | None,
     ) -> CommandResult:
-        timeout_s = timeout_s if timeout_s is not None else self.settings.command_timeout_s
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         shell_id, command_id = self._start(command, args)
         log.debug("%s: started %s (command %s)", self.target, command, command_id)
+        return self._collect(command, shell_id, command_id, timeout_s, on_output)
+
+    def _collect(
+        self, command: str, shell_id: str, command_id: str, timeout_s: float | None,
+        on_output: OutputCallback | None,
+    ) -> CommandResult:
+        """Receive a started command's output until it ends (or its deadline passes)."""
+        timeout_s = timeout_s if timeout_s is not None else self.settings.command_timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         out: dict[Literal["stdout", "stderr"], list[str]] = {"stdout": [], "stderr": []}
         decoders = {name: codecs.getincrementaldecoder("utf-8")("replace") for name in out}
         protocol = self._protocol
@@ -301,7 +318,62 @@ class WinRMTransport:
     def put_file(
         self, local: Path, remote: str, *, on_progress: ProgressCallback | None = None,
     ) -> str:
-        """Upload ``local`` to the Windows path ``remote`` in base64 chunks; verify SHA-256."""
+        """Upload ``local`` to the Windows path ``remote``; verify SHA-256.
+
+        The file streams over one PowerShell process's stdin in large chunks
+        (WS-Man Send); an endpoint that refuses Send gets the fallback, one
+        command per chunk that fits on a command line.
+        """
+        if self._stdin_uploads:
+            try:
+                return self._put_file_stdin(local, remote, on_progress)
+            except _StdinRefused as exc:
+                log.debug("%s: no stdin uploads (%s); chunked commands from now on",
+                          self.target, exc)
+                self._stdin_uploads = False
+        return self._put_file_chunked(local, remote, on_progress)
+
+    def _put_file_stdin(
+        self, local: Path, remote: str, on_progress: ProgressCallback | None,
+    ) -> str:
+        total = local.stat().st_size
+        args = powershell.command_args(powershell.receive_file(remote))
+        shell_id, command_id = self._start(powershell.POWERSHELL, args)
+        protocol = self._protocol
+        done = 0
+        with local.open("rb") as stream:
+            while True:
+                block = stream.read(STDIN_CHUNK_BYTES)
+                last = done + len(block) >= total
+                line = base64.b64encode(block) + b"\r\n"
+                def send(line: bytes = line, last: bool = last) -> None:
+                    protocol.send_command_input(shell_id, command_id, line, end=last)
+
+                try:
+                    self._call("send", send)
+                except TransportError as exc:
+                    self._signal(shell_id, command_id)
+                    if done == 0:
+                        raise _StdinRefused(str(exc)) from exc
+                    raise
+                done += len(block)
+                if on_progress is not None:
+                    on_progress(done, total)
+                if last:
+                    break
+        result = self._collect(powershell.POWERSHELL, shell_id, command_id,
+                               max(120.0, total / 1e6), None)
+        if MARKER in result.stderr:
+            result = CommandResult(result.rc, result.stdout, decode_clixml(result.stderr))
+        found = result.check(f"upload of {local.name} to {remote}").stdout
+        expected = sha256_file(local)
+        check_digest(f"upload of {local.name} to {remote}", expected, found.strip())
+        return expected
+
+    def _put_file_chunked(
+        self, local: Path, remote: str, on_progress: ProgressCallback | None,
+    ) -> str:
+        """The fallback: one command per base64 chunk that fits on a command line."""
         total = local.stat().st_size
         chunk = self.chunk_bytes(remote)
         done = 0

@@ -22,6 +22,10 @@ SCRIPTS = {
     "agent-remove": ps.agent_task_remove(TASK),
     "gzip": ps.gzip_file(PATHS.etl, PATHS.etl_gz),
     "file-hash": ps.file_sha256_or_none(agent_remote_path("ab" * 32)),
+    "receive-file": ps.receive_file(agent_remote_path("ab" * 32)),
+    "boot-time": ps.last_boot_time(),
+    "reboot": ps.restart(),
+    "deploy-start": ps.start_and_verify("CalloutProbe"),
 }
 
 

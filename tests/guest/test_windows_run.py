@@ -71,6 +71,11 @@ def transport(guest: ScriptedWindowsGuest, password: str) -> Iterator[Any]:
 def test_a_scenario_runs_through_agent_etw_and_decoder(
         agent: AgentBuild, guest: ScriptedWindowsGuest, transport: Any, tmp_path: Path) -> None:
     remote = install_agent(transport, agent.image, agent.digest)
+    # one process received the whole agent over its stdin, in 128 KB sends
+    size = agent.image.stat().st_size
+    assert guest.steps_seen == ["file-hash", "receive-file"]
+    assert guest.sends == -(-size // (128 * 1024)) and size > 256 * 1024
+    assert guest.subset.path(remote).read_bytes() == agent.image.read_bytes()
     uploads = len(guest.stats.scripts)
     assert install_agent(transport, agent.image, agent.digest) == remote
     assert len(guest.stats.scripts) == uploads + 1  # the same build: only its hash is asked
@@ -89,7 +94,7 @@ def test_a_scenario_runs_through_agent_etw_and_decoder(
     assert "CalloutHarnessProbe" in meta["probe"].detail  # no driver under Wine
 
     # the scripts ran in order, the agent as a task
-    order = [s for s in guest.steps_seen if s not in ("file-hash",)]
+    order = [s for s in guest.steps_seen if s not in ("file-hash", "receive-file")]
     assert order[0] == "etw-start" and order[1] == "agent-start"
     assert order[-3:] == ["etw-stop", "gzip", "agent-remove"]
     assert set(order[2:-3]) == {"agent-wait"}

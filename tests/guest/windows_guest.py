@@ -23,13 +23,16 @@ answered as a guest that already has test signing on would answer them.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
+import io
 import json
 import re
 import shutil
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,44 @@ from harness.agent import AGENT_PROVIDER
 from harness.agent.wine import find_wine, windows_path
 from harness.guest import powershell as ps
 from tests.etw import etlbuild, tlgdynamic
-from tests.support.wsman_server import Command, PowerShellSubset, WSManServer
+from tests.support.wsman_server import (
+    NS,
+    Command,
+    PowerShellSubset,
+    WSManServer,
+    _envelope,
+    _Handler,
+    _text,
+)
 
 LIT = PowerShellSubset.LIT
+SEND = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Send"
+
+
+class _SendHandler(_Handler):
+    """The endpoint's handler plus WS-Man Send (a command's stdin), which Windows has."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if SEND.encode() in body and self._authorized():
+            root = ET.fromstring(body)
+            header = root.find("s:Header", NS)
+            assert header is not None
+            selector = header.find("w:SelectorSet/w:Selector", NS)
+            shell_id = selector.text if selector is not None and selector.text else ""
+            stream = root.find("s:Body/rsp:Send/rsp:Stream", NS)
+            assert stream is not None
+            self.endpoint.stdin(shell_id, stream.get("CommandId", ""),
+                                base64.b64decode(stream.text or ""), stream.get("End") == "true")
+            self._send(200, _envelope(_text(header, "a:MessageID"), "<rsp:SendResponse/>"))
+            return
+        # the base handler reads the body itself; the connection's stream stays for keep-alive
+        connection = self.rfile
+        self.rfile = io.BytesIO(body)
+        try:
+            super().do_POST()
+        finally:
+            self.rfile = connection
 PERF_FREQ = 10_000_000
 
 
@@ -63,18 +101,65 @@ class ScriptedWindowsGuest(WSManServer):
         self.agent_runs = 0
         self.deployed: list[str] = []
         self.boots = 0
+        self.receivers: dict[str, tuple[str, bytearray]] = {}
+        self.sends = 0
+
+    def start(self, port: int = 0) -> ScriptedWindowsGuest:
+        from http.server import ThreadingHTTPServer
+
+        server = self
+
+        class Handler(_SendHandler):
+            endpoint = server
+
+        httpd = ThreadingHTTPServer((self.host, port), Handler)
+        httpd.daemon_threads = True
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stdin(self, shell_id: str, command_id: str, data: bytes, end: bool) -> None:
+        path, buf = self.receivers[command_id]
+        buf += data
+        self.sends += 1
+        if end:
+            target = self.subset.path(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(b"".join(base64.b64decode(line) for line in
+                                        bytes(buf).split(b"\r\n") if line))
+            cmd = self.shells[shell_id][command_id]
+            with cmd.cond:
+                cmd.stdout += (hashlib.sha256(target.read_bytes()).hexdigest().upper()
+                               + "\n").encode()
+                cmd.rc = 0
+                cmd.cond.notify_all()
 
     def command(self, shell_id: str, line: str, argv: list[str]) -> str:
         program = argv[0].lower().rsplit("\\", 1)[-1] if argv else ""
         if program in ("powershell.exe", "powershell") and "-EncodedCommand" in argv:
             script = ps.decode(argv[argv.index("-EncodedCommand") + 1])
             step = re.match(re.escape(ps.STEP_MARKER) + r"(\S+)", script)
+            if step and step[1] == "receive-file":
+                self.stats.scripts.append(script)
+                self.steps_seen.append(step[1])
+                return self._receiving(shell_id, line, literals(script.split(ps.PREAMBLE, 1)[-1]))
             if step:
                 self.stats.scripts.append(script)
                 self.steps_seen.append(step[1])
                 out, err, rc = self.play(step[1], script)
                 return self._done(shell_id, line, out, err, rc)
         return super().command(shell_id, line, argv)
+
+    def _receiving(self, shell_id: str, line: str, args: list[str]) -> str:
+        import uuid
+
+        command_id = str(uuid.uuid4()).upper()
+        self.stats.commands.append((shell_id, line))
+        self.shells[shell_id][command_id] = Command()  # runs until its stdin ends
+        self.receivers[command_id] = (args[-2], bytearray())
+        return command_id
 
     def _done(self, shell_id: str, line: str, out: str, err: str, rc: int) -> str:
         import uuid
