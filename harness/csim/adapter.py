@@ -134,6 +134,7 @@ class CCallout:
         # and the driver's stream beside it for the cross-check. In-process (simulate) a
         # crash ends the process anyway.
         isolated = in_child()
+        self._lib.csim_tlg_select(1 if isolated else 0)
         if isolated:
             self.flush = flush_hook(api)
         trace = trace_path(api) if isolated else None

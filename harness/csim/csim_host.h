@@ -115,4 +115,5 @@ void csim_inject_complete(UINT64 cookie, INT32 status);
 UINT32 csim_pool_report(char *buffer, UINT32 size);
 UINT32 csim_abi_version(void);
 UINT64 csim_packet_of(const void *netBufferList);
+void csim_tlg_select(INT32 all);
 #endif

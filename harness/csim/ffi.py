@@ -121,6 +121,7 @@ def load_library(path: Path) -> C.CDLL:
         "csim_inject_complete": (None, [u64, i32]),
         "csim_pool_report": (u32, [C.c_char_p, u32]),
         "csim_packet_of": (u64, [C.c_void_p]),
+        "csim_tlg_select": (None, [i32]),
     }
     for name, (restype, argtypes) in sig.items():
         fn = getattr(lib, name)

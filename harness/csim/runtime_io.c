@@ -438,10 +438,22 @@ void TraceLoggingUnregister(TraceLoggingHProvider provider)
     ((CSIM_TLG_PROVIDER *)provider)->registered = 0;
 }
 
+static INT32 g_tlg_all = 1;
+
+/* 0: hand over only the events that go into the trace (alloc, free, decision, queue);
+ * 1: every event (the cross-check needs them all). */
+void csim_tlg_select(INT32 all) { g_tlg_all = all; }
+
+static int csim_tlg_wanted(const char *name)
+{
+    return g_tlg_all || strcmp(name, "alloc") == 0 || strcmp(name, "free") == 0 ||
+           strcmp(name, "decision") == 0 || strcmp(name, "queue") == 0;
+}
+
 void csim_tlg_write(TraceLoggingHProvider provider, const char *eventName,
                     const CSIM_TLG_FIELD *fields, UINT32 count)
 {
-    if (!provider->registered) {
+    if (!provider->registered || !csim_tlg_wanted(eventName)) {
         return;  /* as ETW: nobody listens to an unregistered provider */
     }
     g_host.trace(provider->name, eventName, fields, count);
