@@ -48,8 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "harness_scenario: a scenario file item (select them with -m harness_scenario)"
     )
+    from harness.guest.credentials import install_redaction
+
+    install_redaction()  # log records and reports never carry a secret, on every process
     config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
     _check_target(config)
+    _check_driver(config)
     # A bad --callout, --engine-fault or target set-up (a profile whose images
     # are not there) stops the run once here, not once per scenario.
     try:
@@ -69,6 +73,19 @@ def _check_target(config: pytest.Config) -> None:
         check_vm_name(vm, (Path(config.rootpath) / "fixtures",))
     except UsageError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _check_driver(config: pytest.Config) -> None:
+    """A bad ``--driver`` manifest is a usage error at start-up."""
+    driver = config.getoption("harness_driver")
+    if not driver:
+        return
+    from harness.guest.manifest import load_manifest
+
+    try:
+        load_manifest(driver, check_binaries=False)
+    except HarnessError as exc:
+        raise pytest.UsageError(f"--driver: {exc}") from None
 
 
 def _options(config: pytest.Config) -> Any:

@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--certify", dest="harness_certify", metavar="DIR", default=None,
                     help="write a certification bundle to DIR and DIR.tar.gz (JUnit XML, "
                          "results.json, traces, report, environment.json, SHA256SUMS)")
+    group.addoption("--certify-key", dest="harness_certify_key", metavar="KEY", default=None,
+                    help="SSH private key that signs the bundle's SHA256SUMS "
+                         "(ssh-keygen -Y sign); verify with certify verify --trusted")
     group.addoption("--errata", dest="harness_errata", metavar="FILE", default=None,
                     help="known-issues file: failures matched by live entries are 'known'")
     group.addoption("--harness-retries", dest="harness_retries", metavar="N", default=0,
@@ -84,17 +87,23 @@ def pytest_configure(config: pytest.Config) -> None:
     certify = config.getoption("harness_certify", None)
     bundle = Path(certify).resolve() if certify else None
     junit = None
+    sign_key: Path | None = None
     if bundle is not None and not _is_worker(config):
         from harness.certify.bundle import JUNIT, check_bundle_dir
+        from harness.certify.signing import check_sign_key
 
         try:
             check_bundle_dir(bundle)
+            key = config.getoption("harness_certify_key", None)
+            sign_key = check_sign_key(Path(key)) if key else None
         except HarnessError as exc:
             raise pytest.UsageError(str(exc)) from None
         if not config.option.xmlpath:
             config.option.xmlpath = str(bundle / JUNIT)
         junit = Path(config.option.xmlpath).resolve()
-    state = CiRun(config, errata, bundle, junit)
+    elif config.getoption("harness_certify_key", None) and not _is_worker(config):
+        raise pytest.UsageError("--certify-key signs a bundle: it needs --certify DIR")
+    state = CiRun(config, errata, bundle, junit, sign_key)
     config.stash[_STATE_KEY] = state
     config.pluginmanager.register(state, "callout-harness-ci")
 
@@ -174,11 +183,12 @@ class CiRun:
     """One pytest run's errata, bundle directory and scenario reports (a plugin object)."""
 
     def __init__(self, config: pytest.Config, errata: Errata | None, certify: Path | None,
-                 junit: Path | None) -> None:
+                 junit: Path | None, sign_key: Path | None = None) -> None:
         self.config = config
         self.errata = errata
         self.certify = certify
         self.junit = junit
+        self.sign_key = sign_key
         self.entries: list[tuple[str, dict[str, Any], ItemRecord | None]] = []
         self.bundle: Any = None
         self.skipped_bundle = False
@@ -231,7 +241,7 @@ class CiRun:
             self.certify, items, vm=vm, driver=Path(driver) if driver else None,
             root=Path(config.rootpath), errata=self.errata, junit=self.junit,
             history=history, stale_runs=runs,
-            command=["pytest", *config.invocation_params.args],
+            command=["pytest", *config.invocation_params.args], sign_key=self.sign_key,
         )
         self.stale = report.stale
 

@@ -427,12 +427,14 @@ def run_workload(
     fault_list = tuple(sorted(set(faults)))
     engine = Engine(seed=seed, faults=fault_list, out=out,
                     keep=out is None if keep is None else keep)
-    engine.writer.header(target="sim", workload=name, seed=seed, callout=chosen.name,
-                         client=client_mutant or "clean", faults=list(fault_list))
+    engine.writer.header(ends=True, target="sim", workload=name, seed=seed,
+                         callout=chosen.name, client=client_mutant or "clean",
+                         faults=list(fault_list))
     engine.register(chosen)
     work = MixedWorkload(engine, chosen, events, client_functions(client_mutant))
     engine.spawn(work.main(), "workload")
     engine.run()
+    engine.writer.end()
     result = WorkloadResult(name, seed, engine.writer.count, engine.now, chosen.name, fault_list)
     return result, engine
 

@@ -79,7 +79,7 @@ class SimTarget:
             except UsageError:
                 raise
             engine.writer.header(
-                target=self.name, scenario=scenario.name, seed=seed,
+                ends=True, target=self.name, scenario=scenario.name, seed=seed,
                 callout=self.callout_spec, faults=list(self.faults),
             )
             runner = _Runner(engine, callout, scenario)
@@ -92,6 +92,7 @@ class SimTarget:
                         f"scenario {scenario.name!r} did not settle within {MAX_STEPS} engine "
                         "steps (a callout or the engine keeps scheduling work)"
                     )
+                engine.writer.end()  # the trace is whole: only now the end marker
             except EngineError as exc:
                 raise TargetError(f"scenario {scenario.name!r}: engine error: {exc}") from exc
             except HarnessError:

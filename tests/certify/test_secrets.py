@@ -75,8 +75,6 @@ def test_key_content_in_the_key_path_variable_is_never_echoed(monkeypatch: pytes
     assert "BEGIN" not in message and KEY_LINE not in message
 
 
-@pytest.mark.xfail(strict=True, reason="needs the pytest plugin to call install_redaction() in "
-                   "pytest_configure (issue 14 item 8, plugin side); remove this mark then")
 def test_no_output_of_a_certification_run_under_xdist_holds_a_secret(tmp_path: Path) -> None:
     """The whole run, controller and two workers, with a secret of each shape in the
     environment and a scenario project whose conftest logs and fails with them."""

@@ -162,9 +162,19 @@ def test_a_vm_profile_without_images_stops_at_start_up(
     monkeypatch.delenv("CALLOUT_HARNESS_IMAGES", raising=False)
     _copy(pytester, "connect-pend-permit", "txn-one-per-session")
     shutil.copytree(CATALOG.parent / "fixtures", pytester.path / "fixtures")
-    result = pytester.runpytest("scenarios", "--vm", "win11", "--driver", "x.toml")
+    shutil.copytree(CATALOG.parent / "drivers", pytester.path / "drivers")
+    result = pytester.runpytest("scenarios", "--vm", "win11",
+                                "--driver", "drivers/probe/driver.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*win11.toml:*CALLOUT_HARNESS_IMAGES*"])
+
+
+def test_a_bad_driver_manifest_stops_at_start_up(pytester: pytest.Pytester) -> None:
+    _copy(pytester, "connect-pend-permit")
+    (pytester.path / "bad.toml").write_text("[driver]\nname = 3\n")
+    result = pytester.runpytest("scenarios", "--driver", "bad.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--driver: *bad.toml*"])
 
 
 def test_unknown_vm_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
