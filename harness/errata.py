@@ -34,6 +34,8 @@ from harness.errors import ErrataError, describe
 from harness.tomlfile import Document, Table
 
 DEFAULT_STALE_RUNS = 5
+#: A bound on --errata-stale-runs.
+MAX_STALE_RUNS = 1000
 #: A failure line of a scenario result that concerns one rule starts with its ID.
 _RULE_FAILURE = re.compile(r"^([A-Z]{2}\d{3})\b")
 _KEYS = ("rule", "scenario", "target", "os_build", "reason", "owner", "created", "expires")

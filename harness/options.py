@@ -47,6 +47,20 @@ def callout_spec(text: str) -> str:
     return text
 
 
+def history_file(text: str) -> str:
+    """``--errata-history FILE``: read and checked when the command line is parsed, so
+    every command refuses the same bad file (a missing one is an empty history: no
+    run recorded yet)."""
+    from harness.errors import HarnessError
+    from harness.history.records import read_history
+
+    try:
+        read_history(text)
+    except HarnessError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def engine_fault(text: str) -> str:
     from harness.engine.faults import FAULTS
 
@@ -111,6 +125,27 @@ def add_to_argparse(parser: argparse.ArgumentParser, names: Iterable[str] | None
             continue
         parser.add_argument(opt.flag, dest=opt.name,
                             **opt.kwargs(defaults.get(opt.name, opt.default)))
+
+
+def add_ci_arguments(p: argparse.ArgumentParser) -> None:
+    """Errata and retry options, for every command that judges a run (``run``,
+    ``certify run``); pytest has the same in :mod:`harness.plugin_ci`."""
+    from harness.errata import DEFAULT_STALE_RUNS, MAX_STALE_RUNS
+
+    p.add_argument("--errata", metavar="FILE", default=None,
+                   help="known-issues file: failures its live entries match are 'known'")
+    p.add_argument("--errata-stale-runs", type=whole_number(1, MAX_STALE_RUNS),
+                   default=DEFAULT_STALE_RUNS, metavar="N",
+                   help="report an entry that matched nothing in N consecutive runs "
+                        f"(default {DEFAULT_STALE_RUNS})")
+    p.add_argument("--errata-history", "--history", dest="history", metavar="FILE",
+                   default=None, type=history_file,
+                   help="history file (callout-harness history add) used to count stale "
+                        "errata entries")
+    p.add_argument("--retries", "--harness-retries", dest="retries",
+                   type=whole_number(0, MAX_RETRIES), default=0, metavar="N",
+                   help="run a failed scenario up to N more times; a later pass is "
+                        "reported as flaky")
 
 
 def add_to_pytest(group: Any) -> None:

@@ -25,15 +25,14 @@ from typing import Any
 
 import pytest
 
-from harness.certify.verdict import ItemOutcome, default_os_build, errata_report, judge_record
-from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, load_errata
+from harness.errata import DEFAULT_STALE_RUNS, MAX_STALE_RUNS, Errata, StaleEntry, load_errata
 from harness.errors import HarnessError
 from harness.options import MAX_RETRIES, whole_number
 from harness.plugin import RECORD_KEY
 from harness.scenario.record import KNOWN_PROP, MESSAGE_PROP, OUTCOME_PROP, ItemRecord
+from harness.verdict import ItemOutcome, default_os_build, errata_report, judge_record
 
 _STATE_KEY = pytest.StashKey["CiRun"]()
-MAX_STALE_RUNS = 1000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -231,8 +230,11 @@ class CiRun:
         history = Path(history_opt) if history_opt else None
         runs = config.getoption("harness_errata_stale_runs", DEFAULT_STALE_RUNS)
         if self.certify is None:
+            from harness.history.records import errata_sections
+
+            previous = errata_sections(history) if history is not None else []
             self.stale = errata_report(self.errata, items, stale_runs=runs,
-                                       history=history).stale
+                                       previous=previous).stale
             return
         from harness.certify.bundle import finish_bundle
 

@@ -39,10 +39,11 @@ from harness import __version__
 from harness.certify.environment import build_environment, sha256_file
 from harness.certify.signing import SIGNATURE, sign_sums
 from harness.certify.tree import scan
-from harness.certify.verdict import OUTCOMES, RED, ErrataReport, ItemOutcome, errata_report
 from harness.errata import DEFAULT_STALE_RUNS, Errata
 from harness.errors import InputError, UsageError
+from harness.history.records import errata_sections
 from harness.report.html import ReportItem, write_html
+from harness.verdict import OUTCOMES, RED, ErrataReport, ItemOutcome, errata_report
 
 SUMS = "SHA256SUMS"
 RESULTS = "results.json"
@@ -350,7 +351,8 @@ def finish_bundle(
     For an interrupted run pass ``complete=False`` (and ``interrupted``, a short
     reason such as "KeyboardInterrupt after 12 of 44 items"): verify refuses it.
     """
-    report = errata_report(errata, items, history=history, stale_runs=stale_runs)
+    previous = errata_sections(history) if history is not None else []
+    report = errata_report(errata, items, previous=previous, stale_runs=stale_runs)
     environment = build_environment(items, vm=vm, driver=driver, root=root, command=command,
                                     errata=errata.path if errata else None)
     bundle = write_bundle(directory, items, environment, junit=junit, errata=report.section,

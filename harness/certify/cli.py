@@ -14,50 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.certify.verdict import RED
-from harness.errata import DEFAULT_STALE_RUNS, load_errata
-from harness.errors import BundleError, HarnessError
+from harness.errata import load_errata
+from harness.errors import BundleError
+from harness.verdict import RED
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
-
-
-def _history_file(text: str) -> str:
-    """``--errata-history FILE``: read and checked when the command line is parsed, so
-    ``run`` and ``certify run`` refuse the same bad file (a missing one is an empty
-    history: no run recorded yet)."""
-    from harness.history.store import read_history
-
-    try:
-        read_history(text)
-    except HarnessError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def add_ci_arguments(p: argparse.ArgumentParser) -> None:
-    """Errata and retry options, shared with any command that judges a run."""
-    p.add_argument("--errata", metavar="FILE", default=None,
-                   help="known-issues file: failures its live entries match are 'known'")
-    p.add_argument("--errata-stale-runs", type=_count, default=DEFAULT_STALE_RUNS, metavar="N",
-                   help="report an entry that matched nothing in N consecutive runs "
-                        f"(default {DEFAULT_STALE_RUNS})")
-    p.add_argument("--errata-history", "--history", dest="history", metavar="FILE", default=None,
-                   type=_history_file,
-                   help="history file (callout-harness history add) used to count stale "
-                        "errata entries")
-    p.add_argument("--retries", "--harness-retries", dest="retries", type=_count, default=0,
-                   metavar="N", help="run a failed scenario up to N more times; a later "
-                                     "pass is reported as flaky")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

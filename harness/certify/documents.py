@@ -18,9 +18,9 @@ from typing import Any
 
 import orjson
 
-from harness.certify.verdict import OUTCOMES
 from harness.errors import InputError, describe
 from harness.tomlfile import clip, nesting_depth
+from harness.verdict import OUTCOMES
 
 #: The largest results.json / environment.json / history line read.
 MAX_JSON_BYTES = 64 << 20

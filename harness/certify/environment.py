@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.certify.verdict import ItemOutcome
 from harness.guest.manifest import load_manifest
+from harness.verdict import ItemOutcome
 
 DISTRIBUTION = "callout-harness"
 #: Always listed, whatever the requirements say: they run the tests.

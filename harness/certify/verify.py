@@ -42,9 +42,9 @@ from harness.certify.documents import (
 from harness.certify.environment import REQUIRED_KEYS, sha256_file
 from harness.certify.signing import SIGNATURE, SignatureCheck, check_signature
 from harness.certify.tree import scan, unpack
-from harness.certify.verdict import OUTCOMES, RED
 from harness.errors import BundleError, InputError
 from harness.tomlfile import clip
+from harness.verdict import OUTCOMES, RED
 
 _SUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
 MAX_SUMS_BYTES = 16 << 20

@@ -15,16 +15,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.certify.cli import add_ci_arguments
-from harness.certify.verdict import RED, ItemOutcome, judge_record
 from harness.errata import Errata, load_errata
 from harness.errors import UsageError
-from harness.options import add_to_argparse
+from harness.options import add_ci_arguments, add_to_argparse
 from harness.report.failure import item_from_record, rules_text
 from harness.report.html import ReportItem, write_html
 from harness.scenario.loader import load_catalog, load_scenario, select
 from harness.scenario.model import Scenario
 from harness.session import HarnessSession, SessionOptions, report_header
+from harness.verdict import RED, ItemOutcome, judge_record
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

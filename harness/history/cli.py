@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.history.store import DEFAULT_FILE, add_run, read_history
+from harness.history.records import read_history
+from harness.history.store import DEFAULT_FILE, add_run
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,14 +28,12 @@ from typing import Any
 
 from harness.certify.documents import (
     MAX_JSON_BYTES,
-    DocumentError,
-    Shape,
     check_environment,
     check_results,
     parse_json,
 )
-from harness.certify.verdict import OUTCOMES
 from harness.errors import InputError
+from harness.history.records import as_list, read_history
 
 DEFAULT_FILE = "history.jsonl"
 
@@ -110,67 +108,10 @@ def run_record(bundle: str | Path) -> dict[str, Any]:
             for item in results.get("items", [])
         ],
         "errata": None if not isinstance(errata, dict) else {
-            "entries": [str(e) for e in _list(errata.get("entries"))],
-            "matched": [str(e) for e in _list(errata.get("matched"))],
+            "entries": [str(e) for e in as_list(errata.get("entries"))],
+            "matched": [str(e) for e in as_list(errata.get("matched"))],
         },
     }
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _opt_str(value: Any) -> bool:
-    return value is None or isinstance(value, str)
-
-
-def check_record(value: Any, where: str, line: int) -> dict[str, Any]:
-    """One history line as ``history add`` writes it, or a one-line InputError."""
-    s = Shape(where, line)
-    record = s.obj(value, [])
-    items = s.array(record, "items", [], 100_000)
-    for i, raw in enumerate(items):
-        item = s.obj(raw, ["items", i])
-        for name in ("id", "scenario", "target"):
-            s.field(item, name, ["items", i], "a string", lambda v: isinstance(v, str))
-        s.field(item, "os_build", ["items", i], "a string or null", _opt_str, required=False)
-        s.field(item, "outcome", ["items", i], "one of " + ", ".join(OUTCOMES),
-                lambda v: isinstance(v, str) and v in OUTCOMES)
-    for name in ("created", "night", "run_id"):
-        s.field(record, name, [], "a string", lambda v: isinstance(v, str), required=False)
-    driver = s.field(record, "driver", [], "an object or null",
-                     lambda v: v is None or isinstance(v, dict), required=False)
-    if isinstance(driver, dict):
-        for name in ("name", "sha256", "version"):
-            s.field(driver, name, ["driver"], "a string or null", _opt_str, required=False)
-    errata = s.field(record, "errata", [], "an object or null",
-                     lambda v: v is None or isinstance(v, dict), required=False)
-    if isinstance(errata, dict):
-        s.strings(errata, "entries", ["errata"], required=False)
-        s.strings(errata, "matched", ["errata"], required=False)
-    return record
-
-
-def read_history(path: str | Path) -> list[dict[str, Any]]:
-    """Every record of a history file, oldest first ([] when there is no file yet)."""
-    file = Path(path)
-    if not file.exists():
-        return []
-    if file.is_dir():
-        raise InputError(str(file), expected="a history file", found="a directory")
-    records: list[dict[str, Any]] = []
-    try:
-        with file.open("rb") as stream:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                records.append(check_record(parse_json(line, str(file), line=number),
-                                            str(file), number))
-    except DocumentError:
-        raise
-    except OSError as exc:
-        raise InputError(str(file), message=f"cannot read ({exc.strerror or exc})") from None
-    return records
 
 
 def add_run(bundle: str | Path, path: str | Path = DEFAULT_FILE) -> tuple[dict[str, Any], bool]:
@@ -191,8 +132,3 @@ def add_run(bundle: str | Path, path: str | Path = DEFAULT_FILE) -> tuple[dict[s
     with file.open("a", encoding="utf-8") as out:
         out.write(json.dumps(record, separators=(",", ":")) + "\n")
     return record, True
-
-
-def errata_sections(path: str | Path) -> list[dict[str, Any]]:
-    """The errata sections of the recorded runs that used errata, oldest first."""
-    return [r["errata"] for r in read_history(path) if isinstance(r.get("errata"), dict)]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.certify.verdict import OUTCOMES, RED
+from harness.verdict import OUTCOMES, RED
 
 GREEN = frozenset({"passed", "flaky"})
 NO_DRIVER = "no driver (engine model callout)"

@@ -15,6 +15,10 @@ from typing import Any
 
 from harness.scenario.evaluate import ScenarioResult
 
+#: Every verdict an item can end with (errata and retries add known and flaky).
+OUTCOMES = ("passed", "failed", "error", "known", "flaky", "skipped")
+#: Outcomes that make a run red.
+RED = frozenset({"failed", "error"})
 #: Keys of the properties a scenario item's report carries (JUnit shows the first four).
 TARGET_PROP, SEED_PROP, TRACE_PROP, RULES_PROP = "target", "seed", "trace", "rules"
 ATTEMPTS_PROP = "attempts"
@@ -44,7 +48,7 @@ class Attempt:
 class ItemRecord:
     """One scenario on one target, judged. ``outcome`` is passed, failed or
     error (the harness could not run it); errata and retries turn it into the
-    final verdict (:mod:`harness.certify.verdict`)."""
+    final verdict (:mod:`harness.verdict`)."""
 
     scenario: str
     path: str

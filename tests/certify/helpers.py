@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.certify.verdict import Attempt, ItemOutcome
 from harness.trace.writer import write_events
+from harness.verdict import Attempt, ItemOutcome
 from tests.support.tracebuild import TraceBuilder
 
 needs_sim = pytest.mark.skipif(

@@ -171,7 +171,7 @@ def test_stale_after_n_consecutive_runs_without_a_match(tmp_path: Path) -> None:
 
 
 def test_an_entry_matching_part_of_a_red_item_is_used_not_stale(tmp_path: Path) -> None:
-    from harness.certify.verdict import errata_report, judge_item
+    from harness.verdict import errata_report, judge_item
 
     errata = _errata(tmp_path)
     record = {"scenario": "connect-pend", "target": "win11", "seed": 1, "trace": "t.jsonl",
@@ -182,7 +182,10 @@ def test_an_entry_matching_part_of_a_red_item_is_used_not_stale(tmp_path: Path) 
     history = tmp_path / "history.jsonl"
     unmatched = {"items": [], "errata": {"entries": [errata.entries[0].ident], "matched": []}}
     history.write_text((json.dumps(unmatched) + "\n") * 9)
-    report = errata_report(errata, [item], history=history, stale_runs=5, today=TODAY)
+    from harness.history.records import errata_sections
+
+    report = errata_report(errata, [item], previous=errata_sections(history), stale_runs=5,
+                           today=TODAY)
     assert report.stale == []
     assert report.section is not None and report.section["matched"] == [errata.entries[0].ident]
 

@@ -11,7 +11,7 @@ import pytest
 from harness.certify.bundle import finish_bundle
 from harness.cli import main
 from harness.errors import InputError
-from harness.history.store import read_history
+from harness.history.records import read_history
 from harness.history.trends import build_groups
 from tests.certify.helpers import make_items
 from tests.support.browser import dump_dom, find_chromium, screenshot

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errata import DEFAULT_STALE_RUNS, Errata, StaleEntry, judge, stale_entries
-from harness.scenario.record import Attempt
+from harness.scenario.record import OUTCOMES, RED, Attempt
 
 if TYPE_CHECKING:
     from harness.scenario.record import ItemRecord
 
-OUTCOMES = ("passed", "failed", "error", "known", "flaky", "skipped")
-#: Outcomes that make a run red.
-RED = frozenset({"failed", "error"})
+__all__ = ["OUTCOMES", "RED", "Attempt", "ErrataReport", "ItemOutcome", "errata_report",
+           "judge_item", "judge_record"]
 
 
 def default_os_build(target: str) -> str | None:
@@ -127,18 +125,15 @@ def errata_report(
     errata: Errata | None,
     items: list[ItemOutcome],
     *,
-    history: Path | None = None,
+    previous: list[dict[str, Any]] | None = None,
     stale_runs: int = DEFAULT_STALE_RUNS,
     today: dt.date | None = None,
 ) -> ErrataReport:
     """Which entries matched this run, and which are stale by the history file."""
     if errata is None:
         return ErrataReport(None, [])
-    from harness.history.store import errata_sections
-
     matched = sorted({ident for item in items for ident in item.known_issues})
-    previous = errata_sections(history) if history is not None else []
-    stale = stale_entries(errata, matched, previous, stale_runs, today)
+    stale = stale_entries(errata, matched, previous or [], stale_runs, today)
     section = {
         "file": errata.path.name,
         "entries": errata.idents,
