@@ -206,3 +206,22 @@ def test_cli_convert_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["etw", "decode", str(not_etl)]) == 2
     err = capsys.readouterr().err
     assert "cannot open" in err and "expected an .etl buffer header" in err
+
+
+def test_decoding_needs_no_guest_clients(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('libvirt', 'winrm', 'paramiko', 'requests'):\n"
+        "            raise ImportError(name + ' is blocked for this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from harness.cli import main\n"
+        "print('RESULT', main(['etw', 'decode', sys.argv[1], '--format', 'json']) )\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", program, str(REAL)], capture_output=True,
+                          text=True, check=False, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout.rstrip().endswith("RESULT 0"), proc.stderr

@@ -186,7 +186,9 @@ def test_a_callout_filter_without_a_driver_callout_is_a_scenario_error(tmp_path:
     path = tmp_path / "s.toml"
     path.write_text('description = "x"\n\n[[steps]]\nid = "f"\ndo = "add_filter"\n'
                     'layer = "STREAM"\naction = "callout_terminating"\n')
+    only_connect = {"ALE_AUTH_CONNECT_V4": "{9A1E5C10-2B3D-4F60-A172-8394A5B6C701}"}
     with pytest.raises(ScenarioError) as caught:
-        compile_plan(load_scenario(path), seed=1, callouts=callouts())
-    assert str(caught.value).startswith(f"{path}:3: steps[0].action: expected a layer where "
-                                        "the driver has a callout")
+        compile_plan(load_scenario(path), seed=1, callouts=only_connect)
+    assert str(caught.value) == (
+        f"{path}:3: steps[0].action: expected a layer where the driver has a callout "
+        "(ALE_AUTH_CONNECT_V4), found callout_terminating at STREAM_V4")
