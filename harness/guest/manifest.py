@@ -45,7 +45,7 @@ _CALLOUT_KEYS = frozenset({"key", "layer"})
 
 
 @dataclass(frozen=True)
-class Callout:
+class ManifestCallout:
     key: str
     layer: str
 
@@ -65,7 +65,7 @@ class DriverManifest:
     architecture: Literal["amd64", "arm64"]
     etw_provider: str
     provider_key: str
-    callouts: tuple[Callout, ...]
+    callouts: tuple[ManifestCallout, ...]
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -207,7 +207,7 @@ def load_manifest(path: str | Path, *, check_binaries: bool = True) -> DriverMan
             raise loader.error("layer", "a run-time layer name like ALE_AUTH_CONNECT_V4",
                                describe(layer), table="callouts", index=i,
                                dotted=f"callouts[{i}].layer")
-        callouts.append(Callout(key_guid, layer))
+        callouts.append(ManifestCallout(key_guid, layer))
     keys = [c.key for c in callouts]
     for i, key in enumerate(keys):
         if key in keys[:i]:
