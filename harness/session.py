@@ -70,6 +70,11 @@ def make_target(options: SessionOptions) -> Target:
     if options.pool is None:
         check_vm_name(options.vm, options.search_dirs)
     if options.vm == "sim":
+        if options.callout.startswith("c:"):
+            # driver C code runs each scenario in a child: a crash fails that scenario only
+            from harness.csim.target import IsolatedSimTarget
+
+            return IsolatedSimTarget(callout=options.callout, faults=options.faults)
         from harness.targets.sim import SimTarget
 
         return SimTarget(callout=options.callout, faults=options.faults)

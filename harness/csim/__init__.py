@@ -53,7 +53,7 @@ def load_c_callout(spec: str) -> Any:
     if mutant is not None:
         manifest.mutant(mutant)  # an unknown mutant is a one-line error now
     built = build(manifest, mutant=mutant, sanitize=sanitizing())
-    from harness.csim.isolate import LIBRARIES
+    from harness.csim.process import LIBRARIES
 
     LIBRARIES[built.library.name] = built.library
     return CCallout(manifest, built.library, spec)

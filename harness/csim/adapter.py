@@ -128,7 +128,7 @@ class CCallout:
     def attach(self, api: CalloutApi) -> None:
         """DriverEntry, then the configuration IOCTL."""
         self._api = api
-        from harness.csim.isolate import in_child
+        from harness.csim.process import in_child
 
         # A scenario in its child process: keep the trace on disk should the driver crash,
         # and the driver's stream beside it for the cross-check. In-process (simulate) a

@@ -15,11 +15,11 @@ from pathlib import Path
 
 
 def main() -> int:
-    from harness.csim import isolate
+    from harness.csim import process
     from harness.scenario.loader import load_scenario
     from harness.targets.sim import SimTarget
 
-    isolate.mark_child()
+    process.mark_child()
     spec, faults, scenario_path, seed, out_dir, attempt = pickle.loads(sys.stdin.buffer.read())
     result_path = Path(sys.argv[1])
     payload: tuple[str, object]

@@ -28,7 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from harness.csim.process import LIBRARIES, in_child, mark_child
 from harness.errors import DriverCrashed, HarnessError, TargetError, UsageError
+
+__all__ = ["LIBRARIES", "in_child", "mark_child", "run_isolated"]
 
 T = TypeVar("T")
 #: How long one scenario may run in its child before it is killed.
@@ -36,7 +39,6 @@ TIMEOUT_ENV = "CALLOUT_HARNESS_CSIM_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600.0
 #: Lines of the child's standard error quoted in a crash report.
 MAX_REPORT_LINES = 60
-_in_child = False
 
 
 def timeout_s() -> float:
@@ -51,16 +53,6 @@ def timeout_s() -> float:
     if not 0 < value <= 86400:
         raise UsageError(f"{TIMEOUT_ENV}: expected seconds between 0 and 86400, found {text!r}")
     return value
-
-
-def in_child() -> bool:
-    """True inside the child process a scenario runs in."""
-    return _in_child
-
-
-def mark_child() -> None:
-    global _in_child
-    _in_child = True
 
 
 def sanitizer_env() -> dict[str, str]:
@@ -163,8 +155,7 @@ def _run_in_worker(job: tuple[object, ...], scenario: str, trace: Path, limit_s:
 
 
 def _child(fn: Callable[[], Any], write_fd: int, read_fd: int, err_fd: int) -> None:
-    global _in_child
-    _in_child = True
+    mark_child()
     code = 0
     try:
         os.close(read_fd)
@@ -202,7 +193,6 @@ def _collect(fd: int, pid: int, timeout_s: float) -> bytes:
 
 
 #: Built drivers by file name, for the crash report's addresses (harness.csim fills it).
-LIBRARIES: dict[str, Path] = {}
 _FRAME = re.compile(r"^(?:.*/)?(?P<lib>[^/(\s]+\.so)\((?P<sym>[^)]*)\)\[0x[0-9a-f]+\]$")
 _NOISE = ("libpython", "/python", "libc.so", "ld-linux", "libffi", "_ctypes", "(_start+")
 

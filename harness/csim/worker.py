@@ -129,11 +129,11 @@ class Worker:
 
 
 def _serve(job_fd: int, reply_fd: int, err_fd: int) -> None:  # pragma: no cover - in the child
-    from harness.csim import isolate
+    from harness.csim import process
     from harness.scenario.loader import load_scenario
     from harness.targets.sim import SimTarget
 
-    isolate.mark_child()
+    process.mark_child()
     os.dup2(err_fd, 2)
     faulthandler.disable()  # the report is the driver's C stack, not the interpreter's
     targets: dict[tuple[object, ...], SimTarget] = {}

@@ -16,7 +16,6 @@ from typing import Any, cast
 
 from harness.callouts.settings import CalloutSettings
 from harness.callouts.spec import resolve
-from harness.csim.isolate import in_child, run_isolated
 from harness.engine.bfe import Session
 from harness.engine.callout_api import callout_key
 from harness.engine.endpoints import Endpoint, address
@@ -66,12 +65,6 @@ class SimTarget:
         self, scenario: Scenario, *, seed: int, out_dir: Path, attempt: int = 0
     ) -> RunOutput:
         path = Path(out_dir) / trace_name(scenario, self.name, seed, attempt)
-        if self.callout_spec.startswith("c:") and not in_child():
-            # C driver code runs in a child process: a crash fails this scenario only
-            return run_isolated(lambda: self.run(scenario, seed=seed, out_dir=out_dir,
-                                                 attempt=attempt), scenario.name, path,
-                                job=(self.callout_spec, self.faults, str(scenario.path),
-                                     seed, str(out_dir), attempt))
         callout, _ = resolve(self.callout_spec)
         with path.open("wb") as out:
             try:

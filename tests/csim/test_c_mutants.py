@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from harness.csim.manifest import load_sim_manifest
+from harness.csim.target import IsolatedSimTarget
 from harness.errors import DriverCrashed
 from harness.scenario.loader import load_catalog
 from harness.session import HarnessSession, SessionOptions
-from harness.targets.sim import SimTarget
 from tests.csim.conftest import PROBE, SCENARIOS
 
 CATALOG = load_catalog(SCENARIOS)
@@ -38,7 +38,7 @@ def test_c_mutant_fails_scenarios_naming_its_rules(name: str, tmp_path: Path) ->
 
 def test_the_use_after_free_mutant_crashes_its_scenario(tmp_path: Path) -> None:
     scenario = next(s for s in CATALOG if s.name == "udp-out-of-band-inspection")
-    target = SimTarget("c:drivers/probe#use_after_free_clone")
+    target = IsolatedSimTarget("c:drivers/probe#use_after_free_clone")
     with pytest.raises(DriverCrashed) as info:
         target.run(scenario, seed=1, out_dir=tmp_path)
     message = str(info.value)

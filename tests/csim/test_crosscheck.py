@@ -9,15 +9,15 @@ import pytest
 
 from harness.csim.adapter import TLG_SUFFIX
 from harness.csim.crosscheck import compare
+from harness.csim.target import IsolatedSimTarget
 from harness.errors import TargetError
 from harness.scenario.loader import load_scenario
-from harness.targets.sim import SimTarget
 from tests.csim.conftest import DRIVERS, SCENARIOS
 
 
 def _run(tmp_path: Path, name: str, spec: str = "c:drivers/probe") -> Path:
     scenario = load_scenario(SCENARIOS / f"{name}.toml")
-    return SimTarget(spec).run(scenario, seed=2, out_dir=tmp_path).trace_path
+    return IsolatedSimTarget(spec).run(scenario, seed=2, out_dir=tmp_path).trace_path
 
 
 def test_the_probe_stream_agrees_with_the_engine(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.csim.target import IsolatedSimTarget
 from harness.errors import DriverCrashed
 from harness.scenario.loader import load_scenario
 from harness.targets.sim import SimTarget
@@ -28,7 +29,7 @@ def test_probe_trace_equals_the_python_reference(tmp_path: Path, name: str) -> N
     scenario = load_scenario(SCENARIOS / f"{name}.toml")
     (tmp_path / "c").mkdir()
     (tmp_path / "py").mkdir()
-    c = SimTarget("c:drivers/probe").run(scenario, seed=3, out_dir=tmp_path / "c")
+    c = IsolatedSimTarget("c:drivers/probe").run(scenario, seed=3, out_dir=tmp_path / "c")
     py = SimTarget("reference").run(scenario, seed=3, out_dir=tmp_path / "py")
     assert c.steps == py.steps
     assert _events(c.trace_path) == _events(py.trace_path, rename=True)
@@ -39,14 +40,14 @@ def test_same_seed_gives_a_byte_identical_trace(tmp_path: Path) -> None:
     traces = []
     for run in ("a", "b"):
         (tmp_path / run).mkdir()
-        out = SimTarget("c:drivers/probe").run(scenario, seed=7, out_dir=tmp_path / run)
+        out = IsolatedSimTarget("c:drivers/probe").run(scenario, seed=7, out_dir=tmp_path / run)
         traces.append(out.trace_path.read_bytes())
     assert traces[0] == traces[1]
 
 
 def test_a_segfault_in_driver_code_fails_the_scenario_only(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
-    target = SimTarget(f"c:{DRIVERS / 'crasher'}")
+    target = IsolatedSimTarget(f"c:{DRIVERS / 'crasher'}")
     with pytest.raises(DriverCrashed) as info:
         target.run(scenario, seed=1, out_dir=tmp_path)
     message = str(info.value)
@@ -61,7 +62,7 @@ def test_a_segfault_in_driver_code_fails_the_scenario_only(tmp_path: Path) -> No
 def test_an_irql_violation_is_a_driver_bug_with_its_stack(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
     with pytest.raises(DriverCrashed) as info:
-        SimTarget(f"c:{DRIVERS / 'waiter'}").run(scenario, seed=1, out_dir=tmp_path)
+        IsolatedSimTarget(f"c:{DRIVERS / 'waiter'}").run(scenario, seed=1, out_dir=tmp_path)
     message = str(info.value)
     assert "signal SIGABRT" in message
     assert "driver bug: KeWaitForSingleObject (a wait) called at IRQL 2" in message
@@ -82,11 +83,11 @@ def test_a_bad_c_spec_is_a_one_line_usage_error() -> None:
     from harness.errors import ManifestError, UsageError
 
     with pytest.raises(UsageError, match=r"expected c:DIR or c:DIR#MUTANT"):
-        SimTarget("c:drivers/probe#")
+        IsolatedSimTarget("c:drivers/probe#")
     with pytest.raises(ManifestError, match=r"a mutant named 'nope' \(known: forgets_complete"):
-        SimTarget("c:drivers/probe#nope")
+        IsolatedSimTarget("c:drivers/probe#nope")
     with pytest.raises(ManifestError, match=r"driver.toml: file not found"):
-        SimTarget("c:no/such/dir")
+        IsolatedSimTarget("c:no/such/dir")
 
 
 def test_a_driver_that_never_returns_is_stopped(tmp_path: Path,
@@ -94,9 +95,9 @@ def test_a_driver_that_never_returns_is_stopped(tmp_path: Path,
     monkeypatch.setenv("CALLOUT_HARNESS_CSIM_TIMEOUT_S", "2")
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
     with pytest.raises(DriverCrashed, match=r"driver crashed \(no result within 2 s \(killed\)\)"):
-        SimTarget(f"c:{DRIVERS / 'spinner'}").run(scenario, seed=1, out_dir=tmp_path)
+        IsolatedSimTarget(f"c:{DRIVERS / 'spinner'}").run(scenario, seed=1, out_dir=tmp_path)
     # the next scenario gets a new worker
-    out = SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
+    out = IsolatedSimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
     assert out.steps["c1"].outcome == "allowed"
 
 
@@ -107,13 +108,13 @@ def test_a_bad_timeout_is_a_one_line_usage_error(tmp_path: Path,
     monkeypatch.setenv("CALLOUT_HARNESS_CSIM_TIMEOUT_S", "soon")
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
     with pytest.raises(UsageError, match="CALLOUT_HARNESS_CSIM_TIMEOUT_S: expected seconds"):
-        SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
+        IsolatedSimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path)
 
 
 def test_a_double_free_is_a_driver_bug_with_its_stack(tmp_path: Path) -> None:
     scenario = load_scenario(SCENARIOS / "connect-pend-permit.toml")
     with pytest.raises(DriverCrashed) as info:
-        SimTarget(f"c:{DRIVERS / 'doublefree'}").run(scenario, seed=1, out_dir=tmp_path)
+        IsolatedSimTarget(f"c:{DRIVERS / 'doublefree'}").run(scenario, seed=1, out_dir=tmp_path)
     message = str(info.value)
     assert "driver bug: ExFreePoolWithTag: the block at" in message
     assert "was freed before (a double free)" in message

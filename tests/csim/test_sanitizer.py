@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from harness.csim import SANITIZE_ENV
+from harness.csim.target import IsolatedSimTarget
 from harness.errors import DriverCrashed
 from harness.scenario.loader import load_scenario
-from harness.targets.sim import SimTarget
 from tests.csim.conftest import SCENARIOS
 
 
@@ -29,7 +29,7 @@ def test_use_after_free_is_reported_with_the_driver_stacks(
 ) -> None:
     monkeypatch.setenv(SANITIZE_ENV, "1")
     scenario = load_scenario(SCENARIOS / "udp-out-of-band-inspection.toml")
-    target = SimTarget("c:drivers/probe#use_after_free_clone")
+    target = IsolatedSimTarget("c:drivers/probe#use_after_free_clone")
     with pytest.raises(DriverCrashed) as info:
         target.run(scenario, seed=1, out_dir=tmp_path)
     message = str(info.value)
@@ -46,8 +46,8 @@ def test_the_clean_probe_passes_under_the_sanitizers(
     scenario = load_scenario(SCENARIOS / "mixed-traffic.toml")
     (tmp_path / "plain").mkdir()
     (tmp_path / "asan").mkdir()
-    plain = SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path / "plain")
+    plain = IsolatedSimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path / "plain")
     monkeypatch.setenv(SANITIZE_ENV, "1")
-    checked = SimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path / "asan")
+    checked = IsolatedSimTarget("c:drivers/probe").run(scenario, seed=1, out_dir=tmp_path / "asan")
     assert checked.steps == plain.steps
     assert checked.trace_path.read_bytes() == plain.trace_path.read_bytes()
