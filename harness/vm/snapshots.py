@@ -137,6 +137,8 @@ class SavedStateSnapshots:
     def __init__(self, lease: Lease) -> None:
         self.lease = lease
         self._names: set[str] = set()
+        #: the domain XML each state was saved with (what the save image holds)
+        self._xml: dict[str, str] = {}
 
     # -- where a state's files live ------------------------------------------
     @property
@@ -167,8 +169,13 @@ class SavedStateSnapshots:
         save, frozen = self.save_file(name), self.frozen_overlay(name)
         store.remove([save, frozen, self.frozen_nvram(name)])
         with libvirt_errors(f"saving the state of {lease.name} as {name!r}"):
+            # the migratable XML is the one libvirt stores in the save image;
+            # kept here, it spares reading it back (slow on some remote daemons)
+            xml = lease.domain.XMLDesc(libvirt.VIR_DOMAIN_XML_SECURE
+                                       | libvirt.VIR_DOMAIN_XML_MIGRATABLE)
             # written by the hypervisor, next to the overlay
             lease.domain.saveFlags(str(save), None, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+        self._xml[name] = xml
         # QEMU is gone: the overlay and NVRAM are exactly the saved moment's
         store.rename(lease.record.overlay, frozen)
         read_only = [save, frozen]
@@ -192,9 +199,11 @@ class SavedStateSnapshots:
             # a writable copy: the firmware writes its variables while it runs
             store.copy(self.frozen_nvram(name), self._nvram, mode=0o600)
         save = str(self.save_file(name))
-        with libvirt_errors(f"reading the saved state {name!r} of {lease.name}"):
-            saved_xml = lease.conn.saveImageGetXMLDesc(
-                save, libvirt.VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
+        saved_xml = self._xml.get(name)
+        if saved_xml is None:
+            with libvirt_errors(f"reading the saved state {name!r} of {lease.name}"):
+                saved_xml = lease.conn.saveImageGetXMLDesc(
+                    save, libvirt.VIR_DOMAIN_SAVE_IMAGE_XML_SECURE)
         xml = restore_xml(saved_xml, overlay, render_metadata(lease.slot.profile, lease.record))
         with libvirt_errors(f"restoring {lease.name} from its saved state {name!r}"):
             lease.conn.restoreFlags(save, xml, libvirt.VIR_DOMAIN_SAVE_RUNNING)
@@ -205,6 +214,7 @@ class SavedStateSnapshots:
         if name in self._names:
             self.lease.store.remove([self.save_file(name), self.frozen_nvram(name)])
             self._names.discard(name)
+            self._xml.pop(name, None)
 
 
 def restore_xml(saved_xml: str, overlay: Path, metadata: str) -> str:
