@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import InputError, describe
+from harness.limits import nesting_depth
 
 KeyPart = str | int
 
@@ -48,26 +49,6 @@ def clip(text: str, limit: int = MAX_ECHO) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
-
-
-def nesting_depth(value: Any, limit: int) -> int:
-    """How deep dicts and lists nest in ``value``, counted without recursion;
-    stops counting once ``limit`` is passed."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 

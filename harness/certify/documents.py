@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 
 from harness.errors import InputError, describe
-from harness.tomlfile import clip, nesting_depth
+from harness.limits import nesting_depth
+from harness.tomlfile import clip
 from harness.verdict import OUTCOMES
 
 #: The largest results.json / environment.json / history line read.

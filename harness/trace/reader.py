@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import TraceFormatError, describe
+from harness.limits import nesting_depth
 from harness.trace.events import END_KIND, FORMAT_VERSION, SCHEMA, TYPE_NAMES, Event
 from harness.trace.status import canonical
 
@@ -120,7 +121,7 @@ class TraceReader:
                 except _JSON_ERRORS:
                     raise self._bad_json(raw, lineno) from None
                 if (len(raw) > 2 * MAX_DEPTH and raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-                        and _depth(obj, MAX_DEPTH) > MAX_DEPTH):
+                        and nesting_depth(obj, MAX_DEPTH) > MAX_DEPTH):
                     raise self._error(
                         lineno, expected=f"values nested at most {MAX_DEPTH} deep",
                         found="deeper nesting",
@@ -268,25 +269,6 @@ def _drain(stream: IO[bytes]) -> None:
         more = stream.readline(MAX_LINE_BYTES)
         if not more or more.endswith(b"\n"):
             return
-
-
-def _depth(value: object, limit: int) -> int:
-    """How deep objects and arrays nest in ``value`` (iterative; stops past ``limit``)."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def _json_kind(obj: object) -> str:
