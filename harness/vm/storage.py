@@ -28,12 +28,14 @@ import contextlib
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from harness.errors import VmError
 from harness.vm.connection import error_code, libvirt_errors, libvirt_module
-from harness.vm.images import HostShell
+
+if TYPE_CHECKING:  # images picks this module for remote URIs: no import back at run time
+    from harness.vm.images import HostShell
 
 _POOL_PREFIX = "callout-harness-"
 _DOWNLOAD_LIMIT = 64 * 1024 * 1024 * 1024  # a dump is at most the guest's RAM
