@@ -47,7 +47,7 @@ SNAPSHOT_KINDS = ("auto", "internal", "saved-state")
 
 
 @dataclass(frozen=True)
-class Machine:
+class MachineSpec:
     """Virtual hardware."""
 
     domain_type: str
@@ -96,7 +96,7 @@ class Network:
 
 
 @dataclass(frozen=True)
-class Transport:
+class TransportSpec:
     """How to reach the guest. ``forward`` names a port forward (user-mode
     networking); otherwise ``port`` is used as is. Credentials are never
     here: only the names of the environment variables that hold them."""
@@ -138,17 +138,17 @@ class Profile:
     description: str
     uri: str
     template: Path
-    machine: Machine
+    machine: MachineSpec
     image: Image
     network: Network
-    transports: Mapping[str, Transport]
+    transports: Mapping[str, TransportSpec]
     snapshots: Snapshots
     crash: Crash
     #: one of SNAPSHOT_KINDS
     snapshot: str = "auto"
 
     @property
-    def primary_transport(self) -> Transport:
+    def primary_transport(self) -> TransportSpec:
         """The transport the harness waits on to call a guest ready."""
         preferred = "winrm" if self.os == "windows" else "ssh"
         return self.transports.get(preferred) or next(iter(self.transports.values()))
@@ -187,7 +187,7 @@ def load_profile(path: str | Path) -> Profile:
     )
 
 
-def _machine(table: Table, os_kind: str) -> Machine:
+def _machine(table: Table, os_kind: str) -> MachineSpec:
     firmware = table.string("firmware", choices=FIRMWARES)
     secure_boot = table.boolean("secure_boot", default=False)
     if secure_boot:
@@ -202,7 +202,7 @@ def _machine(table: Table, os_kind: str) -> Machine:
     if tpm and firmware != "uefi":
         raise table.error("tpm", expected="false with firmware 'bios' (a TPM needs UEFI)",
                           found=tpm)
-    machine = Machine(
+    machine = MachineSpec(
         domain_type=table.string("domain_type", choices=DOMAIN_TYPES),
         machine_type=table.string("machine_type", choices=MACHINE_TYPES, default="q35"),
         memory_mib=table.integer("memory_mib", minimum=128, maximum=1024 * 1024),
@@ -258,8 +258,8 @@ def _network(table: Table) -> Network:
     return Network(mode=mode, libvirt_network=libvirt_network, forwards=tuple(forwards))
 
 
-def _transports(table: Table, network: Network) -> dict[str, Transport]:
-    result: dict[str, Transport] = {}
+def _transports(table: Table, network: Network) -> dict[str, TransportSpec]:
+    result: dict[str, TransportSpec] = {}
     for kind in list(table.data):
         if kind not in TRANSPORTS:
             raise table.error(kind, expected=f"one of {', '.join(TRANSPORTS)}", found=kind)
@@ -270,7 +270,7 @@ def _transports(table: Table, network: Network) -> dict[str, Transport]:
     return result
 
 
-def _transport(table: Table, kind: str, network: Network) -> Transport:
+def _transport(table: Table, kind: str, network: Network) -> TransportSpec:
     host = table.string("host")
     forward = table.string("forward", default=None)
     port = table.integer("port", default=None, minimum=1, maximum=65535)
@@ -299,7 +299,7 @@ def _transport(table: Table, kind: str, network: Network) -> Transport:
             raise table.error("key_path_env", expected="key_path_env or password_env")
         known_hosts = table.path("known_hosts", default=None)
         accept_new = table.boolean("accept_new_host_key", default=False)
-    transport = Transport(
+    transport = TransportSpec(
         kind=kind, host=host, port=port, forward=forward, scheme=scheme, ca_path=ca_path,
         username_env=table.env_name("username_env"), password_env=password_env,
         key_path_env=key_path_env, known_hosts=known_hosts, accept_new_host_key=accept_new,

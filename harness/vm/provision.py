@@ -37,7 +37,7 @@ from harness.vm.pool import Pool
 from harness.vm.profile import LOOPBACK, Profile
 from harness.vm.progress import Progress, report
 from harness.vm.snapshots import SnapshotStore, store_for_lease
-from harness.vm.wait import wait_http_answer, wait_ssh_banner, wait_until
+from harness.vm.wait import wait_http_answer, wait_ssh_banner
 
 BOOT_TIMEOUT_S = 600.0
 REVERT_TIMEOUT_S = 300.0
@@ -229,11 +229,6 @@ class Machine:
         deploy(self)
         self.wait_ready(REVERT_TIMEOUT_S, step="deploy")
         self.take_snapshot(golden)
-
-    def wait_state(self, wanted: int, *, timeout_s: float) -> None:
-        """Wait until the domain is in libvirt state ``wanted``."""
-        wait_until(lambda: self.state()[0] == wanted, timeout_s=timeout_s,
-                   what=f"{self.name} to reach state {wanted}")
 
 
 @contextmanager

@@ -128,7 +128,7 @@ def test_a_missing_client_names_the_pip_install_line(scheme: str, module: str) -
 
 @dataclass(frozen=True)
 class ProfileTransportStub:
-    """The shape of a validated VM profile's transport (harness.vm.profile.Transport)."""
+    """The shape of a validated VM profile's transport (harness.vm.profile.TransportSpec)."""
 
     kind: str
     host: str
