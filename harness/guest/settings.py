@@ -221,6 +221,10 @@ class ProfileTransport(Protocol):
     def known_hosts(self) -> Path | None: ...
     @property
     def accept_new_host_key(self) -> bool: ...
+    @property
+    def auth(self) -> str: ...
+    @property
+    def insecure_http(self) -> bool: ...
 
 
 def settings_from_profile(
@@ -237,6 +241,7 @@ def settings_from_profile(
             "host": transport.host, "port": port, "https": transport.scheme != "http",
             "ca_bundle": transport.ca_path, "username_env": transport.username_env,
             "password": SecretRef(env=transport.password_env),
+            "auth": transport.auth, "insecure_http": transport.insecure_http,
         }
         values.update(overrides)
         winrm = WinRMSettings(**values)

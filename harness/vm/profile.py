@@ -37,6 +37,8 @@ IMAGE_FORMATS = ("qcow2", "raw")
 NETWORK_MODES = ("user", "libvirt")
 TRANSPORTS = ("winrm", "ssh")
 WINRM_SCHEMES = ("https", "http")
+#: WinRM authentication methods a profile may choose (as pywinrm names them).
+WINRM_AUTHS = ("ntlm", "kerberos", "credssp", "basic", "certificate")
 ON_CRASH = ("preserve", "coredump-destroy", "coredump-restart", "destroy", "restart")
 DUMP_FORMATS = ("elf", "kdump-zlib", "kdump-lzo", "kdump-snappy", "win-dmp")
 #: How a slot is reverted: libvirt internal snapshots (disk and RAM in the
@@ -114,6 +116,10 @@ class TransportSpec:
     known_hosts: Path | None = None
     #: SSH only: trust and record the key of a host not yet known (never a changed key)
     accept_new_host_key: bool = False
+    #: WinRM only: the authentication method (ntlm, kerberos, credssp, basic, certificate)
+    auth: str = "ntlm"
+    #: WinRM only: allow plain HTTP with an auth that sends the password readably
+    insecure_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,11 +293,14 @@ def _transport(table: Table, kind: str, network: Network) -> TransportSpec:
     elif port is None:
         raise table.error("port", expected="a port (libvirt network mode has no forwards)")
     scheme = ca_path = password_env = key_path_env = known_hosts = None
-    accept_new = False
+    accept_new = insecure_http = False
+    auth = "ntlm"
     if kind == "winrm":
         scheme = table.string("scheme", choices=WINRM_SCHEMES)
         ca_path = table.path("ca_path", default=None)
         password_env = table.env_name("password_env")
+        auth = table.string("auth", choices=WINRM_AUTHS, default="ntlm")
+        insecure_http = table.boolean("insecure_http", default=False)
     else:
         key_path_env = table.env_name("key_path_env", default=None)
         password_env = table.env_name("password_env", default=None)
@@ -303,6 +312,7 @@ def _transport(table: Table, kind: str, network: Network) -> TransportSpec:
         kind=kind, host=host, port=port, forward=forward, scheme=scheme, ca_path=ca_path,
         username_env=table.env_name("username_env"), password_env=password_env,
         key_path_env=key_path_env, known_hosts=known_hosts, accept_new_host_key=accept_new,
+        auth=auth, insecure_http=insecure_http,
     )
     table.finish()
     return transport

@@ -139,6 +139,8 @@ class ProfileTransportStub:
     key_path_env: str | None = None
     known_hosts: Path | None = None
     accept_new_host_key: bool = False
+    auth: str = "ntlm"
+    insecure_http: bool = False
 
 
 def test_settings_from_a_vm_profile_transport(tmp_path: Path) -> None:

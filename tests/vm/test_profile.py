@@ -195,3 +195,23 @@ except VmError as exc:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
     assert "pip install 'callout-harness[vm]'" in done.stdout, done.stderr
+
+
+def test_a_profile_chooses_winrm_auth_and_plain_http_only_on_purpose(profile_dir: Path) -> None:
+    from harness.guest.settings import settings_from_profile
+
+    basic_http = GOOD.replace('scheme = "https"', 'scheme = "http"\nauth = "basic"')
+    profile = load_profile(write(profile_dir, basic_http))
+    transport = profile.transports["winrm"]
+    assert transport.auth == "basic" and not transport.insecure_http
+    with pytest.raises(ProfileError) as refused:
+        settings_from_profile(transport, 5985, source="lab.toml")
+    assert "set insecure_http = true to allow it" in str(refused.value)
+    allowed = load_profile(write(profile_dir, basic_http.replace(
+        'auth = "basic"', 'auth = "basic"\ninsecure_http = true')))
+    settings = settings_from_profile(allowed.transports["winrm"], 5985, source="lab.toml")
+    assert settings.auth == "basic" and not settings.https  # type: ignore[union-attr]
+    with pytest.raises(ProfileError) as bad:
+        load_profile(write(profile_dir, GOOD.replace('scheme = "https"',
+                                                     'scheme = "https"\nauth = "digest"')))
+    assert "transport.winrm.auth" in str(bad.value) and "'ntlm'" in str(bad.value)
