@@ -72,6 +72,10 @@ def render_metadata(profile: Profile, record: LeaseRecord) -> str:
     return _fragment(profile, "metadata.xml", {"namespace": NAMESPACE, **record.values()}).strip()
 
 
+#: Dump formats that need the guest's vmcoreinfo (libvirt ``<vmcoreinfo/>``).
+VMCOREINFO_FORMATS = frozenset({"win-dmp"})
+
+
 def render_domain(
     profile: Profile,
     record: LeaseRecord,
@@ -149,6 +153,10 @@ def render_domain(
         "tpm": tpm,
         "interfaces": interfaces,
         "qemu_commandline": qemu_commandline,
+        # QEMU writes a Windows crash dump (win-dmp) only from the guest's vmcoreinfo
+        # (the virtio-win fwcfg driver fills it in): the device must be there
+        "vmcoreinfo": "    <vmcoreinfo state='on'/>"
+                      if profile.crash.dump_format in VMCOREINFO_FORMATS else "",
     }
     xml = _render_file(profile.template, values, raw)
     try:

@@ -136,3 +136,11 @@ def test_qemu_driver_validates_the_rendered_domains(
             assert record_from_domain_xml(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         finally:
             domain.undefineFlags(undefine_flags(xml))
+
+
+def test_a_windows_dump_format_gets_the_vmcoreinfo_device(tmp_path: Path) -> None:
+    win11 = find_profile("win11", [FIXTURES])
+    assert win11.crash.dump_format == "win-dmp"
+    assert render(win11, tmp_path).find("features/vmcoreinfo").get("state") == "on"  # type: ignore[union-attr]
+    linux = find_profile("linux-tcg", [FIXTURES])
+    assert render(linux, tmp_path).find("features/vmcoreinfo") is None
