@@ -200,7 +200,10 @@ _NOISE = ("libpython", "/python", "libc.so", "ld-linux", "libffi", "_ctypes", "(
 _ASAN_FRAME = re.compile(r"^\s*(?P<n>#\d+) 0x[0-9a-f]+\s+\((?:.*/)?(?P<lib>[^/+()]+\.so)"
                          r"\+(?P<off>0x[0-9a-f]+)\)$")
 _INTERPRETER = ("Python/", "Objects/", "Modules/", "Include/", "../sysdeps", "../csu",
-                "libffi", "_ctypes", "libpython")
+                "libffi", "_ctypes", "libpython",
+                # a distribution's python3 exports its symbols: frames in the executable
+                "/python3", "/python (", " in _Py", " in Py", "libc.so", "[stack]",
+                "in _start ")
 
 
 def _sanitizer_lines(report: str) -> list[str]:
