@@ -20,6 +20,8 @@ from harness.options import add_to_pytest
 _SESSION_KEY = pytest.StashKey["Any"]()
 #: A scenario item's record (harness.scenario.record.ItemRecord), once it ran.
 RECORD_KEY = pytest.StashKey["Any"]()
+#: The plugin object that gathers the records from reports (on the xdist controller too).
+REPORT_PLUGIN = "callout-harness-report"
 
 # Nightly CI and certification (--certify, --errata, --harness-retries) live in
 # their own plugin module, loaded with this one.
@@ -51,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from harness.guest.credentials import install_redaction
 
     install_redaction()  # log records and reports never carry a secret, on every process
-    config.pluginmanager.register(_ReportCollector(config), "callout-harness-report")
+    config.pluginmanager.register(_ReportCollector(config), REPORT_PLUGIN)
     _check_target(config)
     _check_driver(config)
     # A bad --callout, --engine-fault or target set-up (a profile whose images
@@ -312,6 +314,8 @@ class _ReportCollector:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.entries: list[tuple[str, str, Any]] = []
+        #: the record of each scenario item's call report, by node id (harness.plugin_ci)
+        self.records: dict[str, Any] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -327,7 +331,7 @@ class _ReportCollector:
             return
         report.user_properties = [(k, v) for k, v in report.user_properties
                                   if k != RECORD_PROP]
-        report.harness_record = record  # type: ignore[attr-defined]
+        self.records[report.nodeid] = record
         # known / flaky (harness.plugin_ci) are outcomes pytest itself does not have
         outcome = str(props.get(OUTCOME_PROP) or report.outcome)
         self.entries.append((report.nodeid, outcome, record))

@@ -28,7 +28,7 @@ import pytest
 from harness.errata import DEFAULT_STALE_RUNS, MAX_STALE_RUNS, Errata, StaleEntry, load_errata
 from harness.errors import HarnessError
 from harness.options import MAX_RETRIES, whole_number
-from harness.plugin import RECORD_KEY
+from harness.plugin import RECORD_KEY, REPORT_PLUGIN
 from harness.scenario.record import KNOWN_PROP, MESSAGE_PROP, OUTCOME_PROP, ItemRecord
 from harness.verdict import ItemOutcome, default_os_build, errata_report, judge_record
 
@@ -198,7 +198,8 @@ class CiRun:
         if report.when != "call":
             return
         props = dict(report.user_properties)
-        record = getattr(report, "harness_record", None)  # set by harness.plugin
+        collector = self.config.pluginmanager.get_plugin(REPORT_PLUGIN)
+        record = collector.records.get(report.nodeid) if collector is not None else None
         if record is not None or "harness_scenario" in report.keywords:
             self.entries.append((report.nodeid, {**props, "outcome": report.outcome,
                                                  "text": report.longreprtext}, record))
