@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from harness.callouts.settings import CalloutSettings
 from harness.csim import ffi
+from harness.csim.bfe import DriverBfe
 from harness.csim.config import IOCTL_PROBE_CONFIGURE, pack, parse_remote
 from harness.csim.layers import (
     FWP_ACTIONS,
@@ -42,7 +43,7 @@ from harness.csim.layers import (
     PROTOCOLS,
 )
 from harness.csim.manifest import SimManifest
-from harness.engine.callout_api import CalloutApi, ClassifyIn, ClassifyOut
+from harness.engine.callout_api import CalloutApi, ClassifyIn, ClassifyOut, callout_key
 from harness.engine.objects import Filter
 from harness.errors import DriverCrashed, TargetError
 from harness.trace.status import name_for_value, value_of
@@ -68,10 +69,14 @@ def _signed(value: int) -> int:
 
 
 def _status(name: str) -> int:
+    """A status name as the NTSTATUS a kernel caller sees (FWP_E_X as STATUS_FWP_X)."""
     try:
-        return _signed(value_of(name))
+        value = value_of(name)
     except KeyError:
         return _signed(STATUS_INVALID_PARAMETER)
+    if value & 0xFFFF0000 == 0x80320000:
+        value = 0xC0220000 | (value & 0xFFFF)
+    return _signed(value)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -103,6 +108,12 @@ class CCallout:
         self._sidecar: IO[str] | None = None
         self._logged = 0
         self.flush: Callable[[], None] = lambda: None
+        layer_of_runtime_key = {callout_key(self.name, layer): layer
+                                for _, layer in manifest.layers}
+        self._bfe = DriverBfe(
+            lambda: self.api,
+            {guid: callout_key(self.name, layer) for guid, layer in manifest.layers},
+            lambda key: self._ids.get(layer_of_runtime_key.get(key, ""), 0))
         self._host = self._make_host()
 
     @property
@@ -177,6 +188,8 @@ class CCallout:
         if self._loaded:
             self._loaded = False
             self._enter(self._lib.csim_driver_unload)
+            # engine handles the driver left open are closed with it (session_close events)
+            self._bfe.close_all()
 
     def classify(self, ci: ClassifyIn, out: ClassifyOut) -> None:
         callout_id = self._ids.get(ci.layer)
@@ -296,10 +309,8 @@ class CCallout:
 
     def _packet_size(self, packet: int) -> int:
         # the model's packets have a size but no payload; the runtime makes a buffer
-        kernel = getattr(self._api, "_k", None)
-        found = getattr(kernel, "packets", {}).get(packet)
-        size = getattr(found, "size", 512)
-        return size if isinstance(size, int) and 0 <= size <= 65535 else 512
+        size = self.api.packet_size(packet)
+        return size if size is not None and 0 <= size <= 65535 else 512
 
     def _make_host(self) -> ffi.HOST:
         bad = _signed(STATUS_INVALID_PARAMETER)
@@ -393,9 +404,8 @@ class CCallout:
             return round(self.api.now * 1e7)
 
         def bfe(op: int, session: int, args: Any, out: Any) -> int:
-            # The model's BFE is driven by the scenario's own policy clients; a
-            # driver that adds policy from DriverEntry is told it cannot here.
-            return _signed(STATUS_NOT_SUPPORTED)
+            # FwpmEngineOpen0 ... FwpmFilterDeleteById0: a kernel session on the model's BFE
+            return _status(self._bfe.call(ffi.BFE_OPS.get(op, ""), session, args, out))
 
         g = self._guard
         host = ffi.HOST()
@@ -510,19 +520,11 @@ def _wide(address: int | None) -> str:
     return bytes(b for u in chars for b in u.to_bytes(2, "little")).decode("utf-16-le", "replace")
 
 
-def _trace_stream(api: CalloutApi) -> object:
-    writer = getattr(getattr(api, "_k", None), "writer", None)
-    return getattr(writer, "_stream", None)
-
-
 def flush_hook(api: CalloutApi) -> Callable[[], None]:
     """How to flush the engine's trace file before control enters the driver."""
-    flush = getattr(_trace_stream(api), "flush", None)
-    return flush if callable(flush) else (lambda: None)
+    return api.trace_writer.flush
 
 
 def trace_path(api: CalloutApi) -> str | None:
     """The engine's trace file, when it writes one."""
-    name = getattr(_trace_stream(api), "name", None)
-    return name if isinstance(name, str) and not name.startswith("<") else None
-
+    return api.trace_writer.path

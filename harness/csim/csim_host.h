@@ -8,9 +8,10 @@
 #ifndef CSIM_HOST_H
 #define CSIM_HOST_H
 #include <fwpsk.h>
+#include <fwpmtypes.h>
 #include <TraceLoggingProvider.h>
 
-#define CSIM_ABI_VERSION 1
+#define CSIM_ABI_VERSION 2
 
 typedef struct CSIM_ADDR {
     UINT8 family;       /* 0 (absent), 4 or 6 */
@@ -73,7 +74,14 @@ typedef struct CSIM_BFE_ARGS {
     UINT32 weight;
     UINT32 flags;
     UINT32 txnWaitMs;
+    UINT32 weightType;       /* FWP_DATA_TYPE of a filter's weight: FWP_EMPTY, FWP_UINT8, FWP_UINT64 */
+    UINT64 weightValue;
+    UINT32 numConditions;    /* a filter's FWPM_FILTER_CONDITION0 array */
+    const FWPM_FILTER_CONDITION0 *conditions;
+    const GUID *providerContext;  /* with FWPM_FILTER_FLAG_HAS_PROVIDER_CONTEXT */
 } CSIM_BFE_ARGS;
+/* bfe(): ADD writes the new filter's id (FwpmFilterAdd0) or callout's id (FwpmCalloutAdd0)
+ * to *out; OPEN writes the session handle. */
 
 typedef struct CSIM_HOST {
     UINT32 version;

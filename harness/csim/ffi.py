@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 u8, u16, u32, u64, i32 = C.c_uint8, C.c_uint16, C.c_uint32, C.c_uint64, C.c_int32
 P64 = C.POINTER(C.c_uint64)
@@ -64,7 +64,8 @@ class BFE_ARGS(C.Structure):
         ("objectType", C.c_char_p), ("key", C.POINTER(GUID)), ("layer", C.c_char_p),
         ("sublayer", C.POINTER(GUID)), ("callout", C.POINTER(GUID)),
         ("provider", C.POINTER(GUID)), ("id", u64), ("action", u32), ("weight", u32),
-        ("flags", u32), ("txnWaitMs", u32),
+        ("flags", u32), ("txnWaitMs", u32), ("weightType", u32), ("weightValue", u64),
+        ("numConditions", u32), ("conditions", C.c_void_p), ("providerContext", C.POINTER(GUID)),
     ]
 
 

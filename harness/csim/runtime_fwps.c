@@ -10,8 +10,6 @@
 
 #include "csim_runtime.h"
 
-#define STATUS_FWP_CALLOUT_NOT_FOUND ((NTSTATUS)0xC0220001L)
-#define STATUS_FWP_ALREADY_EXISTS    ((NTSTATUS)0xC0220009L)
 #define STATUS_FWP_NULL_POINTER      ((NTSTATUS)0xC022001CL)
 #define CSIM_MAX_CALLOUTS 256
 #define CSIM_MAX_PACKETS (1u << 24)
@@ -838,12 +836,18 @@ NTSTATUS FwpmEngineClose0(HANDLE engineHandle)
     return status;
 }
 
-static NTSTATUS csim_bfe(HANDLE engineHandle, UINT32 op, const CSIM_BFE_ARGS *args,
-                         const char *call)
+static NTSTATUS csim_bfe_out(HANDLE engineHandle, UINT32 op, const CSIM_BFE_ARGS *args,
+                             UINT64 *out, const char *call)
 {
     CSIM_ENGINE *e = csim_engine(engineHandle, call);
     csim_irql_at_most(PASSIVE_LEVEL, call);
-    return g_host.bfe(op, e->session, args, NULL);
+    return g_host.bfe(op, e->session, args, out);
+}
+
+static NTSTATUS csim_bfe(HANDLE engineHandle, UINT32 op, const CSIM_BFE_ARGS *args,
+                         const char *call)
+{
+    return csim_bfe_out(engineHandle, op, args, NULL, call);
 }
 
 NTSTATUS FwpmTransactionBegin0(HANDLE engineHandle, UINT32 flags)
@@ -901,6 +905,8 @@ NTSTATUS FwpmCalloutAdd0(HANDLE engineHandle, const FWPM_CALLOUT0 *callout,
 {
     CSIM_BFE_ARGS args;
     const CSIM_LAYER *layer;
+    UINT64 out = 0;
+    NTSTATUS status;
     UNREFERENCED_PARAMETER(sd);
     if (callout == NULL) {
         return STATUS_FWP_NULL_POINTER;
@@ -912,10 +918,11 @@ NTSTATUS FwpmCalloutAdd0(HANDLE engineHandle, const FWPM_CALLOUT0 *callout,
     args.provider = callout->providerKey;
     args.layer = layer != NULL ? layer->name : "";
     args.flags = callout->flags;
+    status = csim_bfe_out(engineHandle, CSIM_BFE_ADD, &args, &out, "FwpmCalloutAdd0");
     if (id != NULL) {
-        *id = 0;
+        *id = NT_SUCCESS(status) ? (UINT32)out : 0;
     }
-    return csim_bfe(engineHandle, CSIM_BFE_ADD, &args, "FwpmCalloutAdd0");
+    return status;
 }
 
 NTSTATUS FwpmFilterAdd0(HANDLE engineHandle, const FWPM_FILTER0 *filter,
@@ -923,6 +930,8 @@ NTSTATUS FwpmFilterAdd0(HANDLE engineHandle, const FWPM_FILTER0 *filter,
 {
     CSIM_BFE_ARGS args;
     const CSIM_LAYER *layer;
+    UINT64 out = 0;
+    NTSTATUS status;
     UNREFERENCED_PARAMETER(sd);
     if (filter == NULL) {
         return STATUS_FWP_NULL_POINTER;
@@ -938,12 +947,29 @@ NTSTATUS FwpmFilterAdd0(HANDLE engineHandle, const FWPM_FILTER0 *filter,
     if (filter->action.type & FWP_ACTION_FLAG_CALLOUT) {
         args.callout = &filter->action.calloutKey;
     }
-    args.weight = filter->weight.type == FWP_UINT8 ? filter->weight.uint8 : 0;
-    args.flags = filter->flags;
-    if (id != NULL) {
-        *id = 0;
+    args.weightType = filter->weight.type;
+    if (filter->weight.type == FWP_UINT8) {
+        args.weightValue = filter->weight.uint8;
+    } else if (filter->weight.type == FWP_UINT64) {
+        if (filter->weight.uint64 == NULL) {
+            return STATUS_FWP_NULL_POINTER;
+        }
+        args.weightValue = *filter->weight.uint64;
     }
-    return csim_bfe(engineHandle, CSIM_BFE_ADD, &args, "FwpmFilterAdd0");
+    args.flags = filter->flags;
+    if (filter->numFilterConditions != 0 && filter->filterCondition == NULL) {
+        return STATUS_FWP_NULL_POINTER;
+    }
+    args.numConditions = filter->numFilterConditions;
+    args.conditions = filter->filterCondition;
+    if (filter->flags & FWPM_FILTER_FLAG_HAS_PROVIDER_CONTEXT) {
+        args.providerContext = &filter->providerContextKey;
+    }
+    status = csim_bfe_out(engineHandle, CSIM_BFE_ADD, &args, &out, "FwpmFilterAdd0");
+    if (id != NULL) {
+        *id = NT_SUCCESS(status) ? out : 0;
+    }
+    return status;
 }
 
 NTSTATUS FwpmFilterDeleteByKey0(HANDLE engineHandle, const GUID *key)

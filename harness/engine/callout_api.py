@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from harness.callouts.settings import CalloutSettings
+    from harness.engine.bfe import Session
     from harness.engine.objects import Filter
+    from harness.trace.writer import TraceWriter
 
 STATUS_SUCCESS = "STATUS_SUCCESS"
 STATUS_PENDING = "STATUS_PENDING"
@@ -150,6 +152,16 @@ class CalloutApi(Protocol):
     def queue(self, packet: int, endpoint: int) -> None: ...
     # a driver's own asynchronous work (a worker thread, a user-mode answer)
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None: ...
+    # the management API a driver calls from DriverEntry (fwpmk.h): FwpmEngineOpen0 from
+    # kernel mode opens a BFE session whose transactions are never force-aborted; every
+    # call on it writes its policy-client event (session_open with kernel true, ...)
+    def open_kernel_session(self, *, dynamic: bool = False, txn_wait_ms: int = 0) -> Session: ...
+    # what a driver host needs to see of the run: the engine's trace writer (to flush
+    # it before control enters foreign code) and a packet's size in bytes (None: no
+    # such packet)
+    @property
+    def trace_writer(self) -> TraceWriter: ...
+    def packet_size(self, packet: int) -> int | None: ...
 
 
 class Callout(Protocol):

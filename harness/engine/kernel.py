@@ -35,9 +35,11 @@ from harness.engine.callout_api import (
 )
 from harness.engine.clock import Scheduler
 from harness.engine.endpoints import Endpoint, Flow, Packet
+from harness.errors import EngineError
 from harness.trace.writer import TraceWriter
 
 if TYPE_CHECKING:
+    from harness.engine.bfe import Bfe, Session
     from harness.engine.objects import Filter
 
 
@@ -137,6 +139,8 @@ class Kernel:
         self.writer = writer
         self.faults = faults
         self.reinjector: Reinjector | None = None
+        # the engine's BFE, for the management calls a driver makes (set by the Engine)
+        self.bfe: Bfe | None = None
         self.callouts: dict[str, Callout] = {}  # registered key -> callout
         self._apis: dict[str, BoundApi] = {}
         self._gone: set[str] = set()  # keys unregistered (for classify_after_unregister)
@@ -154,6 +158,14 @@ class Kernel:
         self._next_obj = 0
         self._next_ctx = 0
         self._next_handle = 0
+
+    # -- the management API from kernel mode ---------------------------------
+
+    def open_kernel_session(self, dynamic: bool, txn_wait_ms: int) -> Session:
+        """FwpmEngineOpen0 called by a driver: a kernel-mode session on the engine's BFE."""
+        if self.bfe is None:
+            raise EngineError("this kernel has no BFE attached; a driver cannot open a session")
+        return self.bfe.open_session(dynamic=dynamic, txn_wait_ms=txn_wait_ms, kernel=True)
 
     # -- registration -------------------------------------------------------
 
@@ -548,3 +560,14 @@ class BoundApi:
 
     def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
         self._k.sched.call_later(delay_s, fn, self.name)
+
+    def open_kernel_session(self, *, dynamic: bool = False, txn_wait_ms: int = 0) -> Session:
+        return self._k.open_kernel_session(dynamic, txn_wait_ms)
+
+    @property
+    def trace_writer(self) -> TraceWriter:
+        return self._k.writer
+
+    def packet_size(self, packet: int) -> int | None:
+        found = self._k.packets.get(packet)
+        return None if found is None else found.size

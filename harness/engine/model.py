@@ -79,6 +79,7 @@ class Engine:
         self.writer = writer
         self.bfe = Bfe(self.sched, writer, self.faults)
         self.kernel = Kernel(self.sched, writer, self.faults)
+        self.kernel.bfe = self.bfe
         self.filters = FilterEngine(self.bfe, self.kernel)
         self.stack = Stack(self.sched, self.kernel, self.filters, self.faults)
         self.bfe.add_commit_listener(self._policy_changed)

@@ -120,6 +120,17 @@ class TraceWriter:
             self.events.append(obj)
         return obj
 
+    def flush(self) -> None:
+        """Push the events written so far to the stream's file (no-op without a stream)."""
+        if self._stream is not None and not self._stream.closed:
+            self._stream.flush()
+
+    @property
+    def path(self) -> str | None:
+        """The file the stream writes, when it is a named file (None in memory or on a pipe)."""
+        name = getattr(self._stream, "name", None)
+        return name if isinstance(name, str) and not name.startswith("<") else None
+
     @property
     def last_seq(self) -> int:
         return self._next_seq - 1

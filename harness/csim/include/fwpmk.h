@@ -13,6 +13,23 @@
 #define RPC_C_AUTHN_DEFAULT 0xFFFFFFFFL
 typedef struct _SEC_WINNT_AUTH_IDENTITY_W SEC_WINNT_AUTH_IDENTITY_W;
 
+/* What the management calls return to a kernel caller: STATUS_FWP_X (0xC022xxxx), the
+ * kernel form of FWP_E_X with the same low word. */
+#ifndef STATUS_FWP_CALLOUT_NOT_FOUND
+#define STATUS_FWP_CALLOUT_NOT_FOUND          ((NTSTATUS)0xC0220001L)
+#define STATUS_FWP_FILTER_NOT_FOUND           ((NTSTATUS)0xC0220003L)
+#define STATUS_FWP_LAYER_NOT_FOUND            ((NTSTATUS)0xC0220004L)
+#define STATUS_FWP_PROVIDER_NOT_FOUND         ((NTSTATUS)0xC0220005L)
+#define STATUS_FWP_PROVIDER_CONTEXT_NOT_FOUND ((NTSTATUS)0xC0220006L)
+#define STATUS_FWP_SUBLAYER_NOT_FOUND         ((NTSTATUS)0xC0220007L)
+#define STATUS_FWP_ALREADY_EXISTS             ((NTSTATUS)0xC0220009L)
+#define STATUS_FWP_IN_USE                     ((NTSTATUS)0xC022000AL)
+#define STATUS_FWP_NO_TXN_IN_PROGRESS         ((NTSTATUS)0xC022000DL)
+#define STATUS_FWP_TXN_IN_PROGRESS            ((NTSTATUS)0xC022000EL)
+#define STATUS_FWP_TXN_ABORTED                ((NTSTATUS)0xC022000FL)
+#define STATUS_FWP_TIMEOUT                    ((NTSTATUS)0xC0220012L)
+#endif
+
 NTSTATUS FwpmEngineOpen0(const wchar_t *serverName, UINT32 authnService,
                          SEC_WINNT_AUTH_IDENTITY_W *authIdentity, const FWPM_SESSION0 *session,
                          HANDLE *engineHandle);
@@ -59,4 +76,11 @@ DEFINE_GUID(FWPM_LAYER_ALE_RESOURCE_RELEASE_V6, 0xf4e5ce80, 0xedcc, 0x4e13, 0x8a
 DEFINE_GUID(FWPM_LAYER_ALE_ENDPOINT_CLOSURE_V4, 0xb4766427, 0xe2a2, 0x467a, 0xbd, 0x7e, 0xdb, 0xcd, 0x1b, 0xd8, 0x5a, 0x09);
 DEFINE_GUID(FWPM_LAYER_ALE_ENDPOINT_CLOSURE_V6, 0xbb536ccd, 0x4755, 0x4ba9, 0x9f, 0xf7, 0xf9, 0xed, 0xf8, 0x69, 0x9c, 0x7b);
 DEFINE_GUID(FWPM_SUBLAYER_UNIVERSAL, 0xeebecc03, 0xced4, 0x4380, 0x81, 0x9a, 0x27, 0x34, 0x39, 0x7b, 0x2b, 0x74);
+/* Filtering condition identifiers (FWPM_FILTER_CONDITION0.fieldKey) the engine model matches on. */
+DEFINE_GUID(FWPM_CONDITION_IP_PROTOCOL, 0x3971ef2b, 0x623e, 0x4f9a, 0x8c, 0xb1, 0x6e, 0x79, 0xb8, 0x06, 0xb9, 0xa7);
+DEFINE_GUID(FWPM_CONDITION_IP_LOCAL_PORT, 0x0c1ba1af, 0x5765, 0x453f, 0xaf, 0x22, 0xa8, 0xf7, 0x91, 0xac, 0x77, 0x5b);
+DEFINE_GUID(FWPM_CONDITION_IP_REMOTE_PORT, 0xc35a604d, 0xd22b, 0x4e1a, 0x91, 0xb4, 0x68, 0xf6, 0x74, 0xee, 0x67, 0x4b);
+DEFINE_GUID(FWPM_CONDITION_IP_LOCAL_ADDRESS, 0xd9ee00de, 0xc1ef, 0x4617, 0xbf, 0xe3, 0xff, 0xd8, 0xf5, 0xa0, 0x89, 0x57);
+DEFINE_GUID(FWPM_CONDITION_IP_REMOTE_ADDRESS, 0xb235ae9a, 0x1d64, 0x49b8, 0xa4, 0x4c, 0x5f, 0xf3, 0xd9, 0x09, 0x50, 0x45);
+DEFINE_GUID(FWPM_CONDITION_DIRECTION, 0x8784c146, 0xca97, 0x44d6, 0x9f, 0xd1, 0x19, 0xfb, 0x18, 0x40, 0xcb, 0xf7);
 #endif

@@ -91,6 +91,8 @@ typedef struct FWP_CONDITION_VALUE0_ {
     };
 } FWP_CONDITION_VALUE0;
 
+struct FWP_RANGE0_ { FWP_VALUE0 valueLow; FWP_VALUE0 valueHigh; };
+
 /* FWP_ACTION_TYPE: an action and its flags. */
 typedef UINT32 FWP_ACTION_TYPE;
 #define FWP_ACTION_FLAG_TERMINATING     0x00001000

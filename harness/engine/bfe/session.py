@@ -194,6 +194,20 @@ class Session:
 
     # -- objects -------------------------------------------------------------
 
+    def find(self, obj_type: str, key: str) -> BfeObject | None:
+        """The object of a type and key as this session sees it: staged in its open
+        transaction, else committed (a filter's ``filter_id`` is what Fwpm*Add0 returns)."""
+        view = self._txn.view if self._txn is not None else self._bfe.store.view()
+        return view.get((obj_type, key))
+
+    def filter_key(self, filter_id: int) -> str | None:
+        """The key of the filter with run-time id ``filter_id`` as this session sees it."""
+        view = self._txn.view if self._txn is not None else self._bfe.store.view()
+        for obj in view.values():
+            if isinstance(obj, Filter) and obj.filter_id == filter_id:
+                return obj.key
+        return None
+
     def add(self, obj: BfeObject) -> str:
         """Fwpm*Add0: add ``obj`` in the open transaction, or in an implicit one.
 

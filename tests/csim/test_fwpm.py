@@ -1,0 +1,119 @@
+"""The Fwpm calls a C driver makes from DriverEntry, on the model's BFE as a kernel session.
+
+The ``policy`` test driver adds a provider, a sublayer, its FWPM callout and a
+callout filter in one transaction, adds and deletes a filter by id, and checks
+the statuses of a duplicate key, a filter naming an unknown callout and an
+aborted transaction itself: DriverEntry fails with 0xE00000NN for step NN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from harness.contract.checker import check_file
+from harness.csim import load_c_callout
+from harness.engine.endpoints import Endpoint
+from harness.engine.model import Engine
+from harness.engine.objects import Condition
+from tests.csim.conftest import DRIVERS
+
+SPEC = f"c:{DRIVERS / 'policy'}"
+PROVIDER = "{A0000001-0001-0001-0102-030405060708}"
+SUBLAYER = "{A0000002-0001-0001-0102-030405060708}"
+FILTER = "{A0000004-0001-0001-0102-030405060708}"
+DOOMED = "{A0000005-0001-0001-0102-030405060708}"
+ORPHAN = "{A0000006-0001-0001-0102-030405060708}"
+CALLOUT = "policy.ALE_AUTH_CONNECT_V4"
+BFE_EVENTS = ("session_open", "session_close", "txn_begin", "txn_commit", "txn_abort",
+              "object_add", "object_delete")
+
+
+def _bfe_events(engine: Engine) -> list[tuple[Any, ...]]:
+    out = []
+    for ev in engine.events:
+        if ev["ev"] in BFE_EVENTS:
+            out.append((ev["ev"], ev.get("type"), ev.get("key"), ev.get("status")))
+    return out
+
+
+def test_driver_entry_policy_reaches_the_bfe_as_a_kernel_session() -> None:
+    engine = Engine(seed=1, callouts=[load_c_callout(SPEC)])
+    opened = engine.events[0]
+    assert (opened["ev"], opened["kernel"], opened["dynamic"]) == ("session_open", True, True)
+    ok = "STATUS_SUCCESS"
+    assert _bfe_events(engine) == [
+        ("session_open", None, None, ok),
+        ("txn_begin", None, None, ok),
+        ("object_add", "provider", PROVIDER, ok),
+        ("object_add", "sublayer", SUBLAYER, ok),
+        ("object_add", "callout", CALLOUT, ok),
+        ("object_add", "filter", FILTER, ok),
+        ("txn_commit", None, None, ok),
+        ("object_add", "filter", DOOMED, ok),
+        ("object_delete", "filter", DOOMED, ok),
+        ("txn_begin", None, None, ok),
+        ("object_add", "provider", PROVIDER, "FWP_E_ALREADY_EXISTS"),
+        ("object_add", "filter", ORPHAN, "FWP_E_CALLOUT_NOT_FOUND"),
+        ("object_add", "filter", ORPHAN, ok),
+        ("txn_begin", None, None, "FWP_E_TXN_IN_PROGRESS"),
+        ("txn_abort", None, None, ok),
+        ("txn_commit", None, None, "FWP_E_NO_TXN_IN_PROGRESS"),
+    ]
+    # the committed state: the aborted filter never took effect, the deleted one is gone
+    (flt,) = engine.bfe.committed_filters("ALE_AUTH_CONNECT_V4")
+    assert (flt.key, flt.callout, flt.sublayer, flt.action, flt.weight, flt.lifetime) == (
+        FILTER, CALLOUT, SUBLAYER, "CALLOUT_TERMINATING", 3, "dynamic")
+    assert flt.conditions == (Condition("protocol", "tcp"),
+                              Condition("remote_port", (8000, 8099), "range"))
+    assert engine.bfe.sublayer_weight(SUBLAYER) == 0x0900
+    assert engine.bfe.committed("provider", PROVIDER) is not None
+
+
+def _connect(engine: Engine, remote: str) -> Generator[object, object, object]:
+    ep = yield engine.tcp_connect(remote)
+    return ep
+
+
+def test_the_drivers_filter_routes_matching_connects_to_its_classify() -> None:
+    engine = Engine(seed=1, callouts=[load_c_callout(SPEC)])
+    blocked = engine.spawn(_connect(engine, "10.0.1.5:8080"))
+    passed = engine.spawn(_connect(engine, "10.0.1.5:9000"))
+    engine.run()
+    assert blocked.value is None and passed.value is not None
+    classified = [ev for ev in engine.events if ev["ev"] == "classify"
+                  and ev.get("callout") == CALLOUT]
+    assert len(classified) == 1 and classified[0]["remote"] == "10.0.1.5:8080"
+
+
+def test_closing_the_engine_handle_at_unload_drops_the_dynamic_policy() -> None:
+    driver = load_c_callout(SPEC)
+    engine = Engine(seed=1, callouts=[driver])
+    assert engine.unregister(driver) == "STATUS_SUCCESS"
+    driver.unloaded()
+    assert [ev["session"] for ev in engine.events if ev["ev"] == "session_close"] == [1]
+    assert engine.bfe.committed_filters("ALE_AUTH_CONNECT_V4") == []
+    assert engine.bfe.committed("provider", PROVIDER) is None
+
+
+def _connect_and_close(engine: Engine, remote: str) -> Generator[object, object, object]:
+    ep = yield engine.tcp_connect(remote)
+    if isinstance(ep, Endpoint):
+        yield 0.2
+        yield engine.close(ep)
+    return ep
+
+
+def test_the_trace_of_a_driver_adding_policy_passes_the_checker(tmp_path: Path) -> None:
+    path = tmp_path / "policy.jsonl"
+    with path.open("wb") as out:
+        driver = load_c_callout(SPEC)
+        engine = Engine(seed=3, callouts=[driver], out=out)
+        engine.spawn(_connect_and_close(engine, "10.0.1.5:9000"))
+        engine.run()
+        engine.unregister(driver)
+        driver.unloaded()
+        engine.writer.end()
+    result = check_file(path)
+    assert result.errors == [], result.errors
