@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.agent.wfp_ids import ACTIONS, layer_guid, object_guid
+from harness.csim.config import fields as probe_fields
 from harness.errors import ScenarioError
 from harness.scenario.model import Scenario, Step
 
@@ -33,12 +34,6 @@ INFINITE_MS = 0xFFFFFFFF
 MAX_GROUP = 64  # the agent waits on a group's threads with WaitForMultipleObjects
 MAX_STEPS = 1023
 _PROTOCOLS = {"tcp": 6, "udp": 17}
-# PROBE_CONFIG bits (probe_ioctl.h)
-_PEND_BITS = {"connect": 0x1, "recv_accept": 0x2, "closure": 0x4}
-_FLAG_ENDPOINT_CONTEXTS, _FLAG_FLOW_CONTEXTS, _FLAG_PEND_ON_REAUTH, _FLAG_ADD_POLICY = (
-    0x1, 0x2, 0x4, 0x8)
-_DECISIONS = {"permit": 0, "block": 1}
-_STREAMS = {"inline": 0, "out_of_band": 1}
 
 
 def _layer_name(layer: str, family: str) -> str:
@@ -144,23 +139,11 @@ class _Compiler:
 
 
 def probe_config(scenario: Scenario) -> dict[str, Any]:
-    """The scenario's ``[callout]`` knobs as PROBE_CONFIG fields."""
-    c = scenario.callout
-    flags = _FLAG_ADD_POLICY
-    if c.endpoint_contexts:
-        flags |= _FLAG_ENDPOINT_CONTEXTS
-    if c.flow_contexts:
-        flags |= _FLAG_FLOW_CONTEXTS
-    if c.pend_on_reauth:
-        flags |= _FLAG_PEND_ON_REAUTH
-    return {
-        "pendMask": sum(_PEND_BITS[p] for p in sorted(c.pend)),
-        "delayUs": int(c.delay_ms * 1000), "decision": _DECISIONS.get(c.decision, 0),
-        "streamMode": _STREAMS.get(c.stream, 0), "flags": flags,
-        # the blocked steps' remote endpoints are loopback peers whose ports the agent
-        # picks at run time; the probe blocks by decision until they are resolvable
-        "blocked": [], "editPorts": [],
-    }
+    """The scenario's ``[callout]`` knobs as PROBE_CONFIG fields (the probe adds its own
+    policy in the guest). The blocked steps' remote endpoints are loopback peers whose
+    ports the agent picks at run time; the probe blocks by decision until they are
+    resolvable, so ``blocked`` and ``editPorts`` stay empty here."""
+    return probe_fields(scenario.callout, add_policy=True)
 
 
 def compile_plan(scenario: Scenario, *, seed: int, callouts: dict[str, str] | None = None,

@@ -2,22 +2,31 @@
 
 The same bytes go to the driver on every target: on the engine model the host
 runtime hands them to the driver's IRP_MJ_DEVICE_CONTROL dispatch, in a
-Windows guest the step agent sends them with DeviceIoControl.
+Windows guest the step agent sends them with DeviceIoControl (its plan carries
+the :func:`fields`, ``harness.agent.plan``). Only the standard library is
+imported here, so the agent side can use this module without the engine.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from harness.callouts.settings import CalloutSettings
 from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from harness.callouts.settings import CalloutSettings
+    from harness.scenario.model import CalloutConfig
 
 IOCTL_PROBE_CONFIGURE = (0x12 << 16) | (0x2 << 14) | (0x801 << 2) | 0  # 0x0012A004
 VERSION = 1
 MAX_BLOCKED = 64
 MAX_EDIT_PORTS = 64
 PEND_BITS = {"connect": 0x1, "recv_accept": 0x2, "closure": 0x4}
+DECISIONS = {"permit": 0, "block": 1}
+STREAM_MODES = {"inline": 0, "out_of_band": 1}
 FLAG_ENDPOINT_CONTEXTS, FLAG_FLOW_CONTEXTS, FLAG_PEND_ON_REAUTH, FLAG_ADD_POLICY = (
     0x1, 0x2, 0x4, 0x8)
 TRANSPORT_DELAY_US = 20_000
@@ -43,14 +52,21 @@ def parse_remote(text: str) -> tuple[int, bytes, int]:
     return (4 if addr.version == 4 else 6), addr.packed.ljust(16, b"\0"), port
 
 
-def pack(settings: CalloutSettings, *, add_policy: bool = False) -> bytes:
-    """The PROBE_CONFIG bytes for ``settings`` (bounded as the header bounds them)."""
-    knobs = settings.knobs
-    blocked = sorted(settings.blocked_remotes)
-    ports = sorted(settings.edit_ports)
-    if len(blocked) > MAX_BLOCKED:
+def fields(
+    knobs: CalloutConfig, *, blocked: Iterable[str] = (), edit_ports: Iterable[int] = (),
+    add_policy: bool = False,
+) -> dict[str, Any]:
+    """The PROBE_CONFIG fields, by their names in probe_ioctl.h, for a scenario's ``[callout]``
+    knobs: what the host runtime packs (:func:`pack`) and what the step agent's plan carries.
+
+    ``blocked`` are the remotes (``ADDRESS:PORT``) the probe blocks, ``edit_ports`` the ports
+    whose stream data it edits; both sorted and bounded as the header bounds them.
+    """
+    blocked_list = sorted(blocked)
+    ports = sorted(edit_ports)
+    if len(blocked_list) > MAX_BLOCKED:
         raise UsageError(f"the probe takes at most {MAX_BLOCKED} blocked remotes, "
-                         f"the scenario blocks {len(blocked)}")
+                         f"the scenario blocks {len(blocked_list)}")
     if len(ports) > MAX_EDIT_PORTS:
         raise UsageError(f"the probe edits at most {MAX_EDIT_PORTS} ports, got {len(ports)}")
     pend = 0
@@ -63,12 +79,23 @@ def pack(settings: CalloutSettings, *, add_policy: bool = False) -> bytes:
     delay_us = round(knobs.delay_ms * 1000)
     if not 0 <= delay_us <= 0xFFFFFFFF:
         raise UsageError(f"delay_ms {knobs.delay_ms} does not fit the probe's configuration")
+    return {
+        "pendMask": pend, "delayUs": delay_us, "decision": DECISIONS.get(knobs.decision, 0),
+        "streamMode": STREAM_MODES.get(knobs.stream, 0), "flags": flags,
+        "blocked": blocked_list, "editPorts": ports,
+    }
+
+
+def pack(settings: CalloutSettings, *, add_policy: bool = False) -> bytes:
+    """The PROBE_CONFIG bytes for ``settings`` (bounded as the header bounds them)."""
+    f = fields(settings.knobs, blocked=settings.blocked_remotes, edit_ports=settings.edit_ports,
+               add_policy=add_policy)
+    blocked, ports = f["blocked"], f["editPorts"]
     head = _HEAD.pack(
-        SIZE, VERSION, pend, delay_us, 1 if knobs.decision == "block" else 0,
-        1 if knobs.stream == "out_of_band" else 0, flags, TRANSPORT_DELAY_US, STREAM_DELAY_US,
-        len(blocked), len(ports),
+        SIZE, VERSION, f["pendMask"], f["delayUs"], f["decision"], f["streamMode"], f["flags"],
+        TRANSPORT_DELAY_US, STREAM_DELAY_US, len(blocked), len(ports),
     )
-    remotes = b"".join(_REMOTE.pack(f, 0, p, a) for f, a, p in map(parse_remote, blocked))
+    remotes = b"".join(_REMOTE.pack(fam, 0, p, a) for fam, a, p in map(parse_remote, blocked))
     remotes = remotes.ljust(MAX_BLOCKED * _REMOTE.size, b"\0")
     port_bytes = struct.pack(f"<{MAX_EDIT_PORTS}H", *(ports + [0] * (MAX_EDIT_PORTS - len(ports))))
     return head + remotes + port_bytes
