@@ -97,6 +97,9 @@ class CCallout:
         self._lib_handle: C.CDLL | None = None
         self._api: CalloutApi | None = None
         self._settings: CalloutSettings | None = None  # None: the driver's own defaults
+        #: Ask the probe to add its own provider, sublayer, callouts and filters (its
+        #: PROBE_FLAG_ADD_POLICY, as in a guest); the scenario's installer then must not.
+        self.add_policy = False
         self._loaded = False
         self._error: BaseException | None = None
         self._ids: dict[str, int] = {}          # layer -> run-time callout id
@@ -174,7 +177,7 @@ class CCallout:
     def _send_configuration(self) -> None:
         if self._settings is None:
             return
-        data = pack(self._settings)
+        data = pack(self._settings, add_policy=self.add_policy)
         buf = C.create_string_buffer(data, len(data))
         status = self._enter(self._lib.csim_device_control, IOCTL_PROBE_CONFIGURE, buf, len(data))
         if status == _signed(STATUS_INVALID_DEVICE_REQUEST):

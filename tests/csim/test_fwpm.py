@@ -12,11 +12,13 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+from harness.callouts.settings import CalloutSettings
 from harness.contract.checker import check_file
 from harness.csim import load_c_callout
 from harness.engine.endpoints import Endpoint
 from harness.engine.model import Engine
 from harness.engine.objects import Condition
+from harness.scenario.model import CalloutConfig
 from tests.csim.conftest import DRIVERS
 
 SPEC = f"c:{DRIVERS / 'policy'}"
@@ -117,3 +119,24 @@ def test_the_trace_of_a_driver_adding_policy_passes_the_checker(tmp_path: Path) 
         engine.writer.end()
     result = check_file(path)
     assert result.errors == [], result.errors
+
+
+def test_the_probes_guest_policy_path_runs_on_the_model_too() -> None:
+    """In a guest the probe adds its own policy (PROBE_FLAG_ADD_POLICY); the catalog keeps
+    the installer on the model so that the trace stays the Python reference's."""
+    probe = load_c_callout("c:drivers/probe")
+    probe.add_policy = True
+    engine = Engine(seed=1, callouts=[probe])
+    probe.configure(CalloutSettings(CalloutConfig()))
+    added = [ev for ev in engine.events if ev["ev"] == "object_add"]
+    assert {ev["status"] for ev in added} == {"STATUS_SUCCESS"}
+    kinds = [ev["type"] for ev in added]
+    layers = len(probe.layers)
+    assert kinds.count("provider") == kinds.count("sublayer") == 1
+    assert kinds.count("callout") == kinds.count("filter") == layers
+    for layer in probe.layers:
+        (flt,) = engine.bfe.committed_filters(layer)
+        assert flt.callout == f"probe.{layer}" and flt.lifetime == "dynamic"
+    assert engine.unregister(probe) == "STATUS_SUCCESS"
+    probe.unloaded()
+    assert all(engine.bfe.committed_filters(layer) == [] for layer in probe.layers)
