@@ -112,9 +112,20 @@ def file_sha256(path: str) -> str:
     return PREAMBLE + f"(Get-FileHash -LiteralPath {quote(path)} -Algorithm SHA256).Hash\n"
 
 
-def read_base64(path: str) -> str:
-    """Print the content of ``path`` as one base64 string on stdout."""
-    return PREAMBLE + f"[Convert]::ToBase64String([IO.File]::ReadAllBytes({quote(path)}))\n"
+def file_length(path: str) -> str:
+    """Print the size of ``path`` in bytes."""
+    return PREAMBLE + f"(Get-Item -LiteralPath {quote(path)}).Length\n"
+
+
+def read_base64_range(path: str, offset: int, count: int) -> str:
+    """Print ``count`` bytes of ``path`` from ``offset`` (fewer at its end) as base64,
+    reading only that range (a large file is fetched in pieces)."""
+    return PREAMBLE + (
+        f"$stream = [IO.File]::OpenRead({quote(path)})\n"
+        f"try {{ [void]$stream.Seek({int(offset)}, 'Begin'); $buffer = New-Object byte[] "
+        f"{int(count)}; $read = $stream.Read($buffer, 0, {int(count)}); "
+        "[Convert]::ToBase64String($buffer, 0, $read) } finally { $stream.Dispose() }\n"
+    )
 
 
 # -- deployment ----------------------------------------------------------------

@@ -70,6 +70,10 @@ class _StdinRefused(Exception):
     """The endpoint refused the first Send: it takes no stdin (fall back to chunks)."""
 
 
+#: Bytes of a Windows file fetched per command (about 5.3 MB of base64 on stdout).
+DOWNLOAD_CHUNK = 4 * 1024 * 1024
+
+
 class WinRMTransport:
     """Commands (and a fallback file upload) to one guest over WinRM."""
 
@@ -399,15 +403,38 @@ class WinRMTransport:
     def get_file(
         self, remote: str, local: Path, *, on_progress: ProgressCallback | None = None,
     ) -> str:
-        """Download the Windows file ``remote`` (as base64 on stdout); verify SHA-256."""
-        result = self.run_powershell(powershell.read_base64(remote)).check(f"read of {remote}")
+        """Download the Windows file ``remote`` in pieces of ``DOWNLOAD_CHUNK`` bytes
+        (base64 on stdout, one range read each); verify SHA-256."""
+        size_text = self.run_powershell(powershell.file_length(remote)).check(
+            f"size of {remote}").stdout.strip()
+        if not size_text.isdigit():
+            raise TransportError(f"{self.target}: {remote}: the guest gave no file size "
+                                 f"({size_text[:40]!r})")
+        total = int(size_text)
+        done = 0
+        partial = local.with_name(f".{local.name}.partial")
         try:
-            data = base64.b64decode("".join(result.stdout.split()), validate=True)
-        except ValueError as exc:
-            raise TransportError(f"{self.target}: {remote}: the guest sent invalid base64") from exc
-        local.write_bytes(data)
-        if on_progress is not None:
-            on_progress(len(data), len(data))
+            with partial.open("wb") as out:
+                while done < total:
+                    count = min(DOWNLOAD_CHUNK, total - done)
+                    result = self.run_powershell(
+                        powershell.read_base64_range(remote, done, count)
+                    ).check(f"read of {remote} at {done}")
+                    try:
+                        data = base64.b64decode("".join(result.stdout.split()), validate=True)
+                    except ValueError as exc:
+                        raise TransportError(
+                            f"{self.target}: {remote}: the guest sent invalid base64") from exc
+                    if not data:
+                        raise TransportError(f"{self.target}: {remote}: ended at byte {done} "
+                                             f"of {total} (the file shrank while read)")
+                    out.write(data)
+                    done += len(data)
+                    if on_progress is not None:
+                        on_progress(done, total)
+            partial.replace(local)
+        finally:
+            partial.unlink(missing_ok=True)
         expected = self.run_powershell(powershell.file_sha256(remote)).check(
             f"SHA-256 of {remote}"
         )

@@ -31,7 +31,8 @@ def every_script() -> dict[str, str]:
     scripts["write_chunk_first"] = ps.write_chunk("C:\\a b\\it's.sys", "QUJD", first=True)
     scripts["write_chunk_next"] = ps.write_chunk("C:\\a b\\it's.sys", "QUJD", first=False)
     scripts["file_sha256"] = ps.file_sha256("C:\\a b\\it's.sys")
-    scripts["read_base64"] = ps.read_base64("C:\\a b\\it's.sys")
+    scripts["file_length"] = ps.file_length("C:\\a b\\it's.etl")
+    scripts["read_base64_range"] = ps.read_base64_range("C:\\a b\\it's.etl", 4096, 1024)
     return scripts
 
 

@@ -116,6 +116,24 @@ def test_download_round_trip(winrm: WinRMTransport, wsman: WSManServer, tmp_path
     assert target.read_bytes() == b"<Events/>\n" * 100
 
 
+def test_a_large_download_comes_in_range_reads(
+    winrm: WinRMTransport, wsman: WSManServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harness.guest.winrm as winrm_module
+
+    monkeypatch.setattr(winrm_module, "DOWNLOAD_CHUNK", 1000)
+    payload = bytes(range(256)) * 20  # 5120 bytes: six reads of at most 1000
+    (wsman.root / "C" / "t").mkdir(parents=True)
+    (wsman.root / "C" / "t" / "trace.etl.gz").write_bytes(payload)
+    progress: list[tuple[int, int]] = []
+    target = tmp_path / "trace.etl.gz"
+    winrm.get_file("C:\\t\\trace.etl.gz", target, on_progress=lambda d, t: progress.append((d, t)))
+    assert target.read_bytes() == payload
+    assert sum("OpenRead(" in script for script in wsman.stats.scripts) == 6
+    assert progress[-1] == (5120, 5120) and len(progress) == 6
+    assert not list(tmp_path.glob(".*.partial"))
+
+
 def test_an_empty_file_uploads(winrm: WinRMTransport, wsman: WSManServer, tmp_path: Path) -> None:
     empty = tmp_path / "empty.cer"
     empty.write_bytes(b"")

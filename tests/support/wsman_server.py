@@ -139,8 +139,19 @@ class PowerShellSubset:
         elif m := re.fullmatch(rf"\(Get-FileHash -LiteralPath {lit} -Algorithm SHA256\)\.Hash", stmt):
             data = self.path(self.unquote(m[1])).read_bytes()
             out.append(hashlib.sha256(data).hexdigest().upper() + "\n")
-        elif m := re.fullmatch(rf"\[Convert\]::ToBase64String\(\[IO\.File\]::ReadAllBytes\({lit}\)\)", stmt):
-            data = self.path(self.unquote(m[1])).read_bytes()
+        elif m := re.fullmatch(rf"\(Get-Item -LiteralPath {lit}\)\.Length", stmt):
+            out.append(f"{self.path(self.unquote(m[1])).stat().st_size}\n")
+        elif m := re.fullmatch(rf"\$stream = \[IO\.File\]::OpenRead\({lit}\)", stmt):
+            self.vars["reading"] = self.path(self.unquote(m[1]))
+        elif m := re.fullmatch(
+            r"try \{ \[void\]\$stream\.Seek\((\d+), 'Begin'\); \$buffer = New-Object byte\[\] "
+            r"(\d+); \$read = \$stream\.Read\(\$buffer, 0, \d+\); "
+            r"\[Convert\]::ToBase64String\(\$buffer, 0, \$read\) \} finally \{ \$stream\.Dispose\(\) \}",
+            stmt,
+        ):
+            with self.vars.pop("reading").open("rb") as stream:
+                stream.seek(int(m[1]))
+                data = stream.read(int(m[2]))
             out.append(base64.b64encode(data).decode() + "\n")
         else:
             return f"test peer: PowerShell statement not interpreted: {stmt[:80]}\n", 1
