@@ -1756,6 +1756,30 @@ static void ProbeUnregister(void)
     }
 }
 
+/* Bookkeeping of endpoints whose closure the probe never saw (its closure callouts were
+ * unregistered first, while other callouts were busy): nothing refers to it any more. A
+ * stream still holding absorbed data is left alone, and reported as a leak. */
+static void ProbeFreeBookkeeping(void)
+{
+    PLIST_ENTRY e, next;
+    while (!IsListEmpty(&g_Verdicts)) {
+        ExFreePoolWithTag(CONTAINING_RECORD(RemoveHeadList(&g_Verdicts), PROBE_VERDICT, link),
+                          PROBE_TAG_WORK);
+    }
+    while (!IsListEmpty(&g_InFlight)) {
+        ExFreePoolWithTag(CONTAINING_RECORD(RemoveHeadList(&g_InFlight), PROBE_COUNT, link),
+                          PROBE_TAG_WORK);
+    }
+    for (e = g_Streams.Flink; e != &g_Streams; e = next) {
+        PROBE_STREAM *s = CONTAINING_RECORD(e, PROBE_STREAM, link);
+        next = e->Flink;
+        if (IsListEmpty(&s->waiting)) {
+            RemoveEntryList(&s->link);
+            ExFreePoolWithTag(s, PROBE_TAG_WORK);
+        }
+    }
+}
+
 VOID ProbeUnload(PDRIVER_OBJECT driver)
 {
     UNICODE_STRING link;
@@ -1766,6 +1790,7 @@ VOID ProbeUnload(PDRIVER_OBJECT driver)
         PROBE_ENDPOINT *ctx = CONTAINING_RECORD(g_Endpoints.Flink, PROBE_ENDPOINT, link);
         ProbeFreeEndpointContext(ctx->endpoint);
     }
+    ProbeFreeBookkeeping();
     if (g_Inject4 != NULL) {
         FwpsInjectionHandleDestroy0(g_Inject4);
         g_Inject4 = NULL;

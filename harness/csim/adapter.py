@@ -193,6 +193,12 @@ class CCallout:
             self._enter(self._lib.csim_driver_unload)
             # engine handles the driver left open are closed with it (session_close events)
             self._bfe.close_all()
+            leaks = pool_leaks(self.pool_report())
+            if leaks:
+                raise DriverCrashed(
+                    f"{self.spec}: DriverUnload returned with pool still allocated: "
+                    + ", ".join(f"tag {tag!r} {count} allocation(s) ({size} bytes)"
+                                for tag, count, size in leaks))
 
     def classify(self, ci: ClassifyIn, out: ClassifyOut) -> None:
         callout_id = self._ids.get(ci.layer)
@@ -477,6 +483,17 @@ class CCallout:
         if name == "flow_associate" and "ctx" in out:
             out["ctx"] = self._obj_of_ptr.get(_int(out, "ctx"), _int(out, "ctx"))
         return out
+
+
+def pool_leaks(report: str) -> list[tuple[str, int, int]]:
+    """(tag, outstanding allocations, outstanding bytes) of every tag in a
+    :meth:`CCallout.pool_report` with allocations not freed."""
+    leaks = []
+    for line in report.splitlines():
+        tag, parts = line[:4], line[5:].split()  # a tag is four characters, spaces included
+        if len(parts) == 3 and parts[0].isdigit() and int(parts[0]) > 0:
+            leaks.append((tag, int(parts[0]), int(parts[1])))
+    return leaks
 
 
 def _int(fields: dict[str, object], key: str) -> int:

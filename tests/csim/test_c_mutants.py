@@ -27,7 +27,13 @@ def test_c_mutant_fails_scenarios_naming_its_rules(name: str, tmp_path: Path) ->
     named: set[str] = set()
     failed = 0
     for scenario in CATALOG:
-        result = session.run(scenario)
+        try:
+            result = session.run(scenario)
+        except DriverCrashed as exc:
+            # the runtime's pool accounting at DriverUnload (a leaked endpoint context)
+            assert "pool still allocated" in str(exc), exc
+            failed += 1
+            continue
         if result.failures:
             failed += 1
             named |= {v.rule for v in result.check.violations}
