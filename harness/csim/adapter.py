@@ -160,7 +160,10 @@ class CCallout:
             return
         status = self._enter(self._lib.csim_driver_entry)
         if status < 0:
-            raise TargetError(f"{self.spec}: DriverEntry failed with {name_for_value(status)}")
+            refused = "; ".join(self._bfe.refused)
+            raise TargetError(f"{self.spec}: DriverEntry failed with {name_for_value(status)}"
+                              + (f" (the model's BFE cannot express: {refused})" if refused
+                                 else ""))
         self._loaded = True
         missing = [layer for layer in self.layers if layer not in self._ids]
         if missing:

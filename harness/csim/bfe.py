@@ -51,6 +51,7 @@ INVALID_PARAMETER = "STATUS_INVALID_PARAMETER"
 #: At most this many sessions and conditions per filter from one driver.
 MAX_SESSIONS = 64
 MAX_CONDITIONS = 256
+MAX_REFUSALS = 8
 
 FWPM_SESSION_FLAG_DYNAMIC = 0x1
 FWPM_TXN_READ_ONLY = 0x1
@@ -109,7 +110,7 @@ class FWPM_FILTER_CONDITION(C.Structure):
     _fields_ = [("fieldKey", ffi.GUID), ("matchType", C.c_uint32), ("value", FWP_VALUE)]
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """A request the model cannot express: the call answers STATUS_NOT_SUPPORTED."""
 
 
@@ -131,6 +132,8 @@ class DriverBfe:
         self._callout_keys = {f"{{{k.upper()}}}": v for k, v in callout_keys.items()}
         self._callout_id = callout_id
         self.sessions: dict[int, Session] = {}
+        #: what the model could not express, newest last (for the DriverEntry failure)
+        self.refused: list[str] = []
 
     def call(self, op: str, handle: int, args: Any, out: Any) -> str:
         """One CSIM_BFE_* operation; the status name it answers."""
@@ -154,13 +157,19 @@ class DriverBfe:
         if op == "add":
             try:
                 obj = self._object(args.contents)
-            except _Unsupported:
+            except Unsupported as exc:
+                self._refuse(args.contents, str(exc))
                 return NOT_SUPPORTED
             status = session.add(obj)
             if status == OK and out:
                 out[0] = self._new_id(session, obj)
             return status
         return INVALID_PARAMETER
+
+    def _refuse(self, a: Any, reason: str) -> None:
+        kind = (a.objectType or b"").decode("ascii", "replace")
+        key = guid_key(a.key) if a.key else "?"
+        self.refused = [*self.refused[-(MAX_REFUSALS - 1):], f"{kind} {key}: {reason}"]
 
     def close_all(self) -> None:
         """DriverUnload without FwpmEngineClose0: the handles are closed for the driver."""
@@ -227,19 +236,21 @@ class DriverBfe:
                                  lifetime=_lifetime(a.flags & FWPM_CALLOUT_FLAG_PERSISTENT))
         if kind == "filter":
             return self._filter(a, layer, provider)
-        raise _Unsupported(kind)
+        raise Unsupported(f"object type {kind!r}")
 
     def _filter(self, a: Any, layer: str, provider: str | None) -> Filter:
         action = FILTER_ACTIONS.get(int(a.action))
         flags = int(a.flags)
         if action is None or flags & ~FILTER_FLAGS_KNOWN:
-            raise _Unsupported("action or flags")
+            raise Unsupported(
+                f"action 0x{int(a.action):X} with flags 0x{flags:X} (the model knows actions "
+                f"{sorted(FILTER_ACTIONS.values())} and flags 0x{FILTER_FLAGS_KNOWN:X})")
         if int(a.weightType) == FWP_UINT8 and a.weightValue > 15:
-            raise _Unsupported("weight")
+            raise Unsupported(f"FWP_UINT8 weight {int(a.weightValue)} (expected 0-15)")
         if int(a.weightType) not in (FWP_EMPTY, FWP_UINT8, FWP_UINT64):
-            raise _Unsupported("weight type")
+            raise Unsupported(f"weight of FWP_DATA_TYPE {int(a.weightType)}")
         if int(a.numConditions) > MAX_CONDITIONS:
-            raise _Unsupported("conditions")
+            raise Unsupported(f"more than {MAX_CONDITIONS} conditions")
         lifetime: Lifetime = "static"
         if flags & FWPM_FILTER_FLAG_BOOTTIME:
             lifetime = "boottime"
@@ -249,7 +260,7 @@ class DriverBfe:
         if sublayer == UNIVERSAL_SUBLAYER:
             sublayer = "FWPM_SUBLAYER_UNIVERSAL"
         rows = C.cast(a.conditions, C.POINTER(FWPM_FILTER_CONDITION))
-        conditions = tuple(_condition(rows[i]) for i in range(int(a.numConditions)))
+        conditions = tuple(condition_of(rows[i]) for i in range(int(a.numConditions)))
         named: set[FilterFlag] = set()
         if flags & FWPM_FILTER_FLAG_CLEAR_ACTION_RIGHT:
             named.add("CLEAR_ACTION_RIGHT")
@@ -269,10 +280,11 @@ def _lifetime(persistent: int) -> Lifetime:
     return "persistent" if persistent else "static"
 
 
-def _condition(row: FWPM_FILTER_CONDITION) -> Condition:
+def condition_of(row: FWPM_FILTER_CONDITION) -> Condition:
     name = CONDITION_FIELDS.get("{" + row.fieldKey.text() + "}")
     if name is None:
-        raise _Unsupported("condition field")
+        raise Unsupported(f"condition field {{{row.fieldKey.text()}}} is not one the "
+                           f"model matches on ({', '.join(sorted(CONDITION_FIELDS.values()))})")
     field = cast(ConditionField, name)
     match, value = int(row.matchType), row.value
     if field == "protocol":
@@ -291,12 +303,13 @@ def _eq_ne(match: int) -> MatchType:
         return "eq"
     if match == MATCH_NOT_EQUAL:
         return "ne"
-    raise _Unsupported("match type")
+    raise Unsupported(f"FWP_MATCH_TYPE {match} on this field")
 
 
 def _integer(value: FWP_VALUE, expected: int) -> int:
     if value.type != expected:
-        raise _Unsupported("data type")
+        raise Unsupported(f"condition value of FWP_DATA_TYPE {int(value.type)} "
+                           f"(expected {expected})")
     if expected == FWP_UINT8:
         return int(value.v.uint8)
     if expected == FWP_UINT16:
@@ -307,7 +320,7 @@ def _integer(value: FWP_VALUE, expected: int) -> int:
 def _port(field: ConditionField, match: int, value: FWP_VALUE) -> Condition:
     if match == MATCH_RANGE:
         if value.type != FWP_RANGE_TYPE or not value.v.pointer:
-            raise _Unsupported("range")
+            raise Unsupported("FWP_MATCH_RANGE without an FWP_RANGE_TYPE value")
         low, high = C.cast(value.v.pointer, C.POINTER(FWP_VALUE * 2)).contents
         return Condition(field, (_integer(low, FWP_UINT16), _integer(high, FWP_UINT16)), "range")
     port = _integer(value, FWP_UINT16)
@@ -323,7 +336,7 @@ def _address(field: ConditionField, match: int, value: FWP_VALUE) -> Condition:
         host = str(ipaddress.IPv4Address(int(value.v.uint32)))
         return Condition(field, host, _eq_ne(match))
     if not value.v.pointer:
-        raise _Unsupported("address")
+        raise Unsupported("an address condition with a null value")
     if value.type == FWP_BYTE_ARRAY16_TYPE:
         raw = C.string_at(value.v.pointer, 16)
         return Condition(field, str(ipaddress.IPv6Address(raw)), _eq_ne(match))
@@ -335,4 +348,5 @@ def _address(field: ConditionField, match: int, value: FWP_VALUE) -> Condition:
         raw = C.string_at(value.v.pointer, 17)
         net6 = ipaddress.IPv6Network((raw[:16], min(raw[16], 128)), strict=False)
         return Condition(field, str(net6), "prefix")
-    raise _Unsupported("address type")
+    raise Unsupported(f"address condition of FWP_DATA_TYPE {int(value.type)} "
+                           f"with FWP_MATCH_TYPE {match}")

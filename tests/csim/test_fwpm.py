@@ -8,16 +8,20 @@ aborted transaction itself: DriverEntry fails with 0xE00000NN for step NN.
 
 from __future__ import annotations
 
+import ctypes as C
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.callouts.settings import CalloutSettings
 from harness.contract.checker import check_file
-from harness.csim import load_c_callout
+from harness.csim import bfe, load_c_callout
 from harness.engine.endpoints import Endpoint
 from harness.engine.model import Engine
 from harness.engine.objects import Condition
+from harness.errors import TargetError
 from harness.scenario.model import CalloutConfig
 from tests.csim.conftest import DRIVERS
 
@@ -140,3 +144,55 @@ def test_the_probes_guest_policy_path_runs_on_the_model_too() -> None:
     assert engine.unregister(probe) == "STATUS_SUCCESS"
     probe.unloaded()
     assert all(engine.bfe.committed_filters(layer) == [] for layer in probe.layers)
+
+
+def test_a_condition_the_model_cannot_match_fails_driver_entry_naming_it() -> None:
+    with pytest.raises(TargetError) as info:
+        Engine(seed=1, callouts=[load_c_callout(f"c:{DRIVERS / 'badpolicy'}")])
+    message = str(info.value)
+    assert "DriverEntry failed with STATUS_NOT_SUPPORTED" in message
+    assert "condition field {D78E1E87-8644-4EA5-9437-D809ECEFC971}" in message
+
+
+def _row(field: str, match: int, type_: int, **value: Any) -> bfe.FWPM_FILTER_CONDITION:
+    row = bfe.FWPM_FILTER_CONDITION()
+    text = next(k for k, v in bfe.CONDITION_FIELDS.items() if v == field).strip("{}")
+    d1, d2, d3, d4a, d4b = text.split("-")
+    row.fieldKey.Data1, row.fieldKey.Data2, row.fieldKey.Data3 = (
+        int(d1, 16), int(d2, 16), int(d3, 16))
+    row.fieldKey.Data4[:] = bytes.fromhex(d4a + d4b)
+    row.matchType = match
+    row.value.type = type_
+    for name, v in value.items():
+        setattr(row.value.v, name, v)
+    return row
+
+
+def test_conditions_translate_to_the_models_fields() -> None:
+    v4 = (C.c_uint32 * 2)(0x0A000100, 0xFFFFFF00)  # 10.0.1.0/24, host order
+    v6 = (C.c_uint8 * 17)(*bytes.fromhex("fd000000000000000000000000000000"), 16)
+    low_high = (bfe.FWP_VALUE * 2)()
+    low_high[0].type = low_high[1].type = bfe.FWP_UINT16
+    low_high[0].v.uint16, low_high[1].v.uint16 = 1000, 2000
+    cases = [
+        (_row("protocol", bfe.MATCH_NOT_EQUAL, bfe.FWP_UINT8, uint8=17),
+         Condition("protocol", "udp", "ne")),
+        (_row("direction", bfe.MATCH_EQUAL, bfe.FWP_UINT32, uint32=1),
+         Condition("direction", "in")),
+        (_row("local_port", bfe.MATCH_LESS_OR_EQUAL, bfe.FWP_UINT16, uint16=1023),
+         Condition("local_port", (0, 1023), "range")),
+        (_row("local_port", bfe.MATCH_RANGE, bfe.FWP_RANGE_TYPE,
+              pointer=C.addressof(low_high)), Condition("local_port", (1000, 2000), "range")),
+        (_row("remote_address", bfe.MATCH_EQUAL, bfe.FWP_UINT32, uint32=0x0A000105),
+         Condition("remote_address", "10.0.1.5")),
+        (_row("remote_address", bfe.MATCH_EQUAL, bfe.FWP_V4_ADDR_MASK, pointer=C.addressof(v4)),
+         Condition("remote_address", "10.0.1.0/24", "prefix")),
+        (_row("local_address", bfe.MATCH_PREFIX, bfe.FWP_V6_ADDR_MASK, pointer=C.addressof(v6)),
+         Condition("local_address", "fd00::/16", "prefix")),
+    ]
+    for row, expected in cases:
+        assert bfe.condition_of(row) == expected
+    with pytest.raises(bfe.Unsupported, match="FWP_DATA_TYPE 2"):
+        bfe.condition_of(_row("protocol", bfe.MATCH_EQUAL, bfe.FWP_UINT16, uint16=6))
+    with pytest.raises(bfe.Unsupported, match="FWP_MATCH_TYPE 1"):
+        bfe.condition_of(_row("direction", bfe.MATCH_GREATER, bfe.FWP_UINT32, uint32=0))
