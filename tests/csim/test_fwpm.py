@@ -66,6 +66,7 @@ def test_driver_entry_policy_reaches_the_bfe_as_a_kernel_session() -> None:
         ("txn_begin", None, None, "FWP_E_TXN_IN_PROGRESS"),
         ("txn_abort", None, None, ok),
         ("txn_commit", None, None, "FWP_E_NO_TXN_IN_PROGRESS"),
+        ("object_delete", "filter", ORPHAN, "FWP_E_FILTER_NOT_FOUND"),
     ]
     # the committed state: the aborted filter never took effect, the deleted one is gone
     (flt,) = engine.bfe.committed_filters("ALE_AUTH_CONNECT_V4")

@@ -3,8 +3,9 @@
  * a provider, a sublayer, the FWPM callout for its run-time callout and a callout filter
  * for TCP connects to remote ports 8000-8099; then a plain BLOCK filter it deletes again
  * by id; then, in a second transaction it aborts, a duplicate provider and a filter
- * naming a callout nobody added. Its classifyFn blocks. DriverEntry fails with
- * 0xE00000NN naming step NN when a call does not answer the documented status.
+ * naming a callout nobody added; last it deletes by key the filter the abort dropped.
+ * Its classifyFn blocks. DriverEntry fails with 0xE00000NN naming step NN when a call
+ * does not answer the documented status.
  */
 #include <ntddk.h>
 #include <fwpsk.h>
@@ -163,6 +164,10 @@ static NTSTATUS AddPolicy(void)
     }
     if (FwpmTransactionCommit0(g_Engine) != STATUS_FWP_NO_TXN_IN_PROGRESS) {
         return STEP(17);
+    }
+    /* the filter added in the aborted transaction never existed */
+    if (FwpmFilterDeleteByKey0(g_Engine, &ORPHAN) != STATUS_FWP_FILTER_NOT_FOUND) {
+        return STEP(18);
     }
     return STATUS_SUCCESS;
 }
