@@ -8,7 +8,7 @@ test asks for one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +294,17 @@ def run_scenario(request: pytest.FixtureRequest, trace: TraceHandle) -> Callable
         return result
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """The call report of a scenario item carries its whole record (see RECORD_KEY)."""
+    outcome = yield
+    record = item.stash.get(RECORD_KEY, None)
+    if call.when == "call" and record is not None:
+        outcome.get_result().user_properties.append(record.record_property())
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

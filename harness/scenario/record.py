@@ -109,15 +109,19 @@ class ItemRecord:
         return sorted({str(v["rule"]) for v in self.violations})
 
     def properties(self) -> list[tuple[str, str]]:
-        """The report properties of the item (JUnit shows the public ones)."""
+        """The item's public report properties (JUnit XML shows them)."""
         return [
             (TARGET_PROP, self.target),
             (SEED_PROP, str(self.seed)),
             (TRACE_PROP, self.trace),
             (RULES_PROP, ",".join(self.rules)),
             (ATTEMPTS_PROP, str(len(self.attempts))),
-            (RECORD_PROP, json.dumps(self.as_json(), separators=(",", ":"))),
         ]
+
+    def record_property(self) -> tuple[str, str]:
+        """The whole record as one report property: put on the call report only (so
+        that it reaches the xdist controller), never on the item (JUnit shows those)."""
+        return RECORD_PROP, json.dumps(self.as_json(), separators=(",", ":"))
 
     def as_json(self) -> dict[str, Any]:
         return {

@@ -64,6 +64,16 @@ def test_junit_properties(pytester: pytest.Pytester) -> None:
     assert props["target"] == "sim"
     assert props["trace"].endswith("connect-pend-permit.sim.seed7.jsonl")
     assert Path(props["trace"]).is_file()
+    assert "harness_record" not in props  # the record travels in the report, not in JUnit
+
+
+def test_junit_properties_under_xdist(pytester: pytest.Pytester) -> None:
+    _copy(pytester, "connect-pend-permit", "txn-one-per-session")
+    pytester.runpytest_subprocess("scenarios", "-n", "2", "--junitxml", "junit.xml",
+                                  "-p", "no:cacheprovider")
+    tree = ET.parse(pytester.path / "junit.xml")
+    names = [p.get("name") for p in tree.iter("property")]
+    assert names.count("trace") == 2 and "harness_record" not in names
 
 
 def test_xdist_gives_the_same_outcomes(pytester: pytest.Pytester) -> None:
