@@ -70,7 +70,7 @@ class SessionDaemon:
         if self._stopped:
             return
         self._stopped = True
-        _destroy_all(self.uri)
+        destroy_all(self.uri)
         leftovers = self.qemu_pids()
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -89,7 +89,8 @@ def _give(path: Path, user: str) -> None:
     path.chmod(0o755)
 
 
-def _destroy_all(uri: str) -> None:
+def destroy_all(uri: str) -> None:
+    """Destroy and undefine every domain of ``uri`` (snapshots and NVRAM too)."""
     libvirt = libvirt_module()
 
     try:
@@ -102,7 +103,8 @@ def _destroy_all(uri: str) -> None:
                 if domain.isActive():
                     domain.destroy()
             with contextlib.suppress(libvirt.libvirtError):
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                                     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     finally:
         conn.close()
 

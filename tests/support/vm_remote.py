@@ -36,6 +36,7 @@ from pathlib import Path
 
 from harness.vm.connection import libvirt_module
 from tests.support.sshd import find_sshd, keygen
+from tests.support.vm_libvirtd import destroy_all
 
 USER = "chhost"
 UID = GID = 65534  # nobody's, so files it makes are nobody's in the root namespace
@@ -89,7 +90,7 @@ class RemoteHost:
         if self._stopped:
             return
         self._stopped = True
-        _destroy_all(self.local_uri)
+        destroy_all(self.local_uri)
         leftovers = self.qemu_pids()
         for process in (self.libvirtd, self.sshd):
             if process.poll() is None:
@@ -104,24 +105,6 @@ class RemoteHost:
                 os.kill(pid, signal.SIGKILL)
         subprocess.run(["ip", "netns", "del", self.namespace], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _destroy_all(uri: str) -> None:
-    libvirt = libvirt_module()
-    try:
-        conn = libvirt.open(uri)
-    except libvirt.libvirtError:
-        return
-    try:
-        for domain in conn.listAllDomains(0):
-            with contextlib.suppress(libvirt.libvirtError):
-                if domain.isActive():
-                    domain.destroy()
-            with contextlib.suppress(libvirt.libvirtError):
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                                     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-    finally:
-        conn.close()
 
 
 def _ip(*argv: str) -> None:
